@@ -1,0 +1,97 @@
+# Commerce Mesh — the project's vocabulary. `make run` and `make test` are all a new user needs:
+# each installs what it needs (pinned, idempotent) before doing its job.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+BUF := node_modules/.bin/buf
+# protovalidate's validate.proto comes from this Go module version (see docs/adr/0002).
+PROTOVALIDATE_VERSION := v1.2.2
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export GOFLAGS := -mod=mod
+
+STAMP_PY := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+STAMP_GO := .tools/bin/.installed
+STAMP_PROTOS := .deps/proto/.staged
+
+.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP_PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	@# npm ci rejects lockfiles missing other platforms' optional buf binaries (an npm 11 bug);
+	@# buf is pinned exactly in package.json, so a plain install is reproducible.
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(STAMP_GO): go.mod go.sum
+	GOBIN=$(CURDIR)/.tools/bin go install tool
+	touch $@
+
+$(STAMP_PROTOS): $(STAMP_PY) scripts/stage-third-party-protos.sh Makefile
+	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) PYTHON=$(VENV)/bin/python scripts/stage-third-party-protos.sh
+	touch $@
+
+deps: $(STAMP_PY) $(STAMP_NODE) $(STAMP_GO) $(STAMP_PROTOS) ## install the pinned toolchain (venv, buf, Go plugins, third-party protos)
+
+generate: deps ## format the contracts and regenerate gen/ (python, go, openapi)
+	$(BUF) format -w proto
+	$(BUF) generate
+	$(BUF) generate --template buf.gen.validate.yaml
+
+check-generated: deps ## fail if gen/ differs from what the contracts generate
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BUF) generate -o "$$tmp"; \
+	$(BUF) generate --template buf.gen.validate.yaml -o "$$tmp"; \
+	if ! diff -r -q gen "$$tmp/gen"; then \
+	  echo "gen/ is stale: run 'make generate' and commit the result" >&2; exit 1; \
+	fi; echo "gen/ is fresh"
+
+lint: deps ## buf format + lint, ruff, mypy --strict, go build/vet of gen/go
+	$(BUF) format -d --exit-code proto
+	$(BUF) lint proto
+	ruff check .
+	ruff format --check .
+	mypy .
+	go build ./gen/go/...
+	go vet ./gen/go/...
+
+format: deps ## apply buf format and ruff format
+	$(BUF) format -w proto
+	ruff check --fix .
+	ruff format .
+
+breaking: deps ## buf breaking against the last released contracts (contracts/released)
+	$(BUF) breaking proto --against contracts/released/commerce.binpb
+
+release-contracts: deps ## record the current contracts as released (the breaking baseline)
+	$(BUF) build proto --exclude-source-info -o contracts/released/commerce.binpb
+
+test-unit: deps
+	pytest tests/unit -q
+
+test-contract: deps
+	pytest tests/contract -q
+
+test-integration: deps
+	pytest tests/integration -q
+
+test: lint breaking check-generated ## everything CI checks: contract gates, lint, all tests
+	pytest -q
+
+run: deps ## start what exists of the mesh locally (see README)
+	$(VENV)/bin/python -m services.devrun
+
+clean: ## remove installed toolchains and local state (not gen/)
+	rm -rf $(VENV) node_modules .tools .deps .data *.egg-info

@@ -1,0 +1,1 @@
+"""Shared runtime of every Commerce Mesh service: server, interceptors, db, config, errors."""

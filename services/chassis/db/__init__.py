@@ -1,0 +1,1 @@
+"""Database chassis: embedded PostgreSQL, provisioning, tenant-scoped sessions, migrations."""

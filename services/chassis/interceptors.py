@@ -1,0 +1,198 @@
+"""The server interceptor: authenticate → authorize → validate → tenant scope → handler,
+with every DomainError turned into a rich google.rpc.Status on the way out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc
+from google.protobuf.message import Message
+
+from services.chassis import context as request_context
+from services.chassis.access import AccessRule, Authentication
+from services.chassis.auth import Principal, RbacPolicy, TokenVerifier
+from services.chassis.errors import DomainError, Internal, PermissionDenied, Unauthenticated
+from services.chassis.status import to_grpc_status
+from services.chassis.validation import RequestValidator
+
+log = logging.getLogger(__name__)
+
+_RESOURCE_TENANT = re.compile(r"^tenants/([^/]+)")
+# Request fields that name the resource (AIP-122) and so the tenant an RPC acts on.
+_TENANT_FIELDS = ("name", "parent")
+
+if TYPE_CHECKING:  # grpc's classes are generic only in grpc-stubs, not at runtime
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Context = grpc.aio.ServicerContext[Any, Any]
+    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    Handler = grpc.RpcMethodHandler
+    Context = grpc.aio.ServicerContext
+    _Interceptor = grpc.aio.ServerInterceptor
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
+
+
+class ChassisInterceptor(_Interceptor):
+    """Applies the access rules declared in the contracts to every RPC of our services.
+
+    Methods without a rule (gRPC health, reflection) are infrastructure and pass through; the
+    server refuses to start if one of *our* methods has no rule, so none slips through here.
+    """
+
+    def __init__(
+        self,
+        *,
+        rules: Mapping[str, AccessRule],
+        verifier: TokenVerifier,
+        policy: RbacPolicy,
+        validator: RequestValidator,
+        error_domain: str,
+    ) -> None:
+        self._rules = rules
+        self._verifier = verifier
+        self._policy = policy
+        self._validator = validator
+        self._domain = error_domain
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler:
+        """Wrap the handler of a method we have a rule for."""
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        rule = self._rules.get(method)
+        if handler is None or rule is None:
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, rule, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, rule, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client streaming is not part of any contract
+
+    def _wrap_unary(
+        self, method: str, rule: AccessRule, behavior: Callable[..., Awaitable[Any]]
+    ) -> Callable[[Message, Context], Awaitable[Any]]:
+        async def unary(request: Message, context: Context) -> Any:
+            async with self._serving(method, rule, request, context):
+                return await behavior(request, context)
+            raise AssertionError("unreachable: _serving aborts on every error")
+
+        return unary
+
+    def _wrap_stream(
+        self, method: str, rule: AccessRule, behavior: Callable[..., Any]
+    ) -> Callable[[Message, Context], AsyncIterator[Any]]:
+        async def stream(request: Message, context: Context) -> AsyncIterator[Any]:
+            async with self._serving(method, rule, request, context):
+                async for response in behavior(request, context):
+                    yield response
+
+        return stream
+
+    @contextlib.asynccontextmanager
+    async def _serving(
+        self, method: str, rule: AccessRule, request: Message, context: Context
+    ) -> AsyncIterator[None]:
+        """Admit the call and bind its context; turn whatever escapes into a status."""
+        token = None
+        try:
+            token = request_context.bind(self._admit(method, rule, request, context))
+            yield
+        except DomainError as error:
+            await self._abort(context, method, error)
+        except grpc.aio.AioRpcError as downstream:
+            # Never flatten a downstream error to INTERNAL: pass its status and details on.
+            # (grpc-stubs types trailing_metadata() as _Metadatum; at runtime it is Metadata.)
+            trailers = cast("grpc.aio.Metadata", downstream.trailing_metadata())
+            await context.abort(downstream.code(), downstream.details() or "", trailers)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:  # a bug: report INTERNAL, keep the details in the log only
+            log.exception("unhandled error in %s", method)
+            await self._abort(context, method, _internal())
+        finally:
+            if token is not None:
+                request_context.reset(token)
+
+    def _admit(
+        self, method: str, rule: AccessRule, request: Message, context: Context
+    ) -> request_context.RequestContext:
+        """Run the checks in order; raise the first failure as a DomainError."""
+        principal: Principal | None = None
+        if rule.authentication is Authentication.BEARER:
+            principal = self._verifier.verify(_bearer_token(context))
+            if not self._policy.allows(principal.roles, rule.permission):
+                raise PermissionDenied(
+                    "PERMISSION_DENIED",
+                    f"the caller lacks permission {rule.permission}",
+                    metadata={"permission": rule.permission},
+                )
+        self._validator.validate(request)
+        return request_context.RequestContext(
+            method=method,
+            principal=principal,
+            tenant=_tenant_of(principal, request),
+            request_id=_request_id(request),
+        )
+
+    async def _abort(self, context: Context, method: str, error: DomainError) -> None:
+        log.info("%s failed: %s %s", method, error.kind.value, error.reason)
+        status = to_grpc_status(error, self._domain)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _internal() -> DomainError:
+    return Internal("INTERNAL", "internal error; it has been logged")
+
+
+def _bearer_token(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+            raise Unauthenticated("TOKEN_MALFORMED", "authorization must be 'Bearer <token>'")
+    raise Unauthenticated("TOKEN_MISSING", "missing 'authorization: Bearer <token>' metadata")
+
+
+def _tenant_of(principal: Principal | None, request: Message) -> str | None:
+    """The tenant the RPC acts for; a user may only act for the tenant in its token."""
+    named = _named_tenant(request)
+    if principal is None or principal.is_service:
+        return named or (principal.tenant if principal else None)
+    if named is not None and named != principal.tenant:
+        raise PermissionDenied(
+            "TENANT_MISMATCH",
+            "the request names a resource of another tenant",
+            metadata={"tenant": named},
+        )
+    return principal.tenant
+
+
+def _named_tenant(request: Message) -> str | None:
+    fields = request.DESCRIPTOR.fields_by_name
+    for name in _TENANT_FIELDS:
+        if name in fields and fields[name].type == fields[name].TYPE_STRING:
+            match = _RESOURCE_TENANT.match(getattr(request, name))
+            if match:
+                return match.group(1)
+    return None
+
+
+def _request_id(request: Message) -> str | None:
+    if "request_id" in request.DESCRIPTOR.fields_by_name:
+        value = getattr(request, "request_id", "")
+        return str(value) or None
+    return None

@@ -1,0 +1,45 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from commerce.type.v1 import address_pb2, ids_pb2
+from services.chassis.card_data import card_number_fields, looks_like_card_number, luhn_valid
+
+
+def _with_luhn_check_digit(body: str) -> str:
+    for digit in "0123456789":
+        if luhn_valid(body + digit):
+            return body + digit
+    raise AssertionError("a Luhn check digit always exists")
+
+
+def test_known_test_card_numbers_are_detected():
+    assert looks_like_card_number("4242424242424242")
+    assert looks_like_card_number("card 4242 4242 4242 4242 please")
+    assert looks_like_card_number("5555-5555-5555-4444")
+    assert looks_like_card_number("378282246310005")  # 15-digit Amex
+
+
+def test_numbers_failing_luhn_or_out_of_length_are_not_card_numbers():
+    assert not looks_like_card_number("4242424242424241")
+    assert not looks_like_card_number("424242424242")  # 12 digits
+    assert not looks_like_card_number("42424242424242424242")  # 20 digits
+    assert not looks_like_card_number("INV-2026-000123")
+    assert not looks_like_card_number("3f2a6c1e-8d4b-4c1a-9e7f-0b5d2c4a6e8f")
+
+
+@given(st.text(alphabet="0123456789", min_size=12, max_size=18))
+def test_every_luhn_valid_13_to_19_digit_number_is_detected(body):
+    assert looks_like_card_number(_with_luhn_check_digit(body))
+
+
+def test_fields_holding_card_numbers_are_named_by_path_in_nested_and_repeated_fields():
+    address = address_pb2.Address(
+        region_code="US", address_lines=["1 Main St", "4111 1111 1111 1111"]
+    )
+    assert card_number_fields(address) == ["address_lines[1]"]
+    customer = ids_pb2.CustomerRef(customer_id="4111111111111111")
+    assert card_number_fields(customer) == ["customer_id"]
+
+
+def test_a_clean_message_has_no_card_fields():
+    assert card_number_fields(address_pb2.Address(region_code="DE", postal_code="10115")) == []

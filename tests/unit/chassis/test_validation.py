@@ -1,0 +1,42 @@
+import pytest
+
+from commerce.type.v1 import address_pb2, money_pb2
+from services.chassis.errors import ErrorKind, InvalidArgument
+from services.chassis.validation import CARD_DATA_REJECTED, VALIDATION_FAILED, RequestValidator
+
+
+@pytest.fixture(scope="module")
+def validator():
+    return RequestValidator()
+
+
+def test_a_valid_message_passes(validator):
+    validator.validate(money_pb2.Money(currency_code="USD", amount_minor=1234))
+
+
+def test_a_rule_violation_names_the_field_and_the_rule(validator):
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(money_pb2.Money(currency_code="usd", amount_minor=1))
+    error = caught.value
+    assert error.kind is ErrorKind.INVALID_ARGUMENT
+    assert error.reason == VALIDATION_FAILED
+    assert [(v.field, v.reason) for v in error.violations] == [("currency_code", "string.pattern")]
+    assert error.metadata == {"field": "currency_code", "rule": "string.pattern"}
+
+
+def test_repeated_field_violations_carry_the_index(validator):
+    address = address_pb2.Address(region_code="US", address_lines=["ok", "x" * 300])
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(address)
+    assert [v.field for v in caught.value.violations] == ["address_lines[1]"]
+
+
+def test_card_numbers_are_rejected_without_echoing_them(validator):
+    address = address_pb2.Address(region_code="US", recipient="4242424242424242")
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(address)
+    error = caught.value
+    assert error.reason == CARD_DATA_REJECTED
+    assert error.metadata == {"field": "recipient"}
+    assert "4242" not in str(error)
+    assert all("4242" not in v.description for v in error.violations)
