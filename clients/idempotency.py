@@ -10,7 +10,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 REQUEST_ID_FIELD = "request_id"
-READ_METHOD_PREFIXES = ("Get", "List", "Verify")
+READ_METHOD_PREFIXES = ("Get", "List", "Verify", "Render")
 
 MessageT = TypeVar("MessageT", bound=Message)
 
@@ -19,7 +19,7 @@ class CallKind(enum.Enum):
     """How safe it is to send a call again."""
 
     READ = "read"
-    """Get*/List*/Verify*: no side effect, so repeating it is harmless."""
+    """Get*/List*/Verify*/Render*: no side effect, so repeating it is harmless."""
     KEYED_WRITE = "keyed_write"
     """Has a request_id: the server answers a repeat with the first response (AIP-155)."""
     UNSAFE = "unsafe"

@@ -3,6 +3,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 
 from commerce.auth.v1 import annotations_pb2
 from services.chassis.access import AccessRule, Authentication, MissingAccessRuleError, access_rules
+from services.chassis.config import AuthSettings, ServerSettings
+from services.chassis.server import ServiceRegistration, start_server
 
 BEARER = annotations_pb2.AUTHENTICATION_UNSPECIFIED
 SIGNED = annotations_pb2.AUTHENTICATION_PSP_SIGNATURE
@@ -48,3 +50,11 @@ def test_every_method_without_a_permission_is_named_in_one_error():
     with pytest.raises(MissingAccessRuleError) as caught:
         access_rules([service])
     assert caught.value.methods == ["/test.v1.TestService/B", "/test.v1.TestService/C"]
+
+
+async def test_a_server_refuses_to_start_when_a_served_rpc_lacks_a_permission():
+    service = _service(("A", "test.a.get", BEARER), ("Unguarded", None, BEARER))
+    settings = ServerSettings(auth=AuthSettings(key="k" * 32, algorithms=["HS256"]))
+    registration = ServiceRegistration(service, object(), lambda servicer, server: None)
+    with pytest.raises(MissingAccessRuleError, match=r"/test\.v1\.TestService/Unguarded"):
+        await start_server(settings, [registration], error_domain="test")
