@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,13 +16,11 @@ from services.chassis.access import AccessRule, Authentication
 from services.chassis.auth import Principal, RbacPolicy, TokenVerifier
 from services.chassis.errors import DomainError, Internal, PermissionDenied, Unauthenticated
 from services.chassis.status import to_grpc_status
+from services.chassis.tenancy import tenant_of
 from services.chassis.validation import RequestValidator
 
 log = logging.getLogger(__name__)
 
-_RESOURCE_TENANT = re.compile(r"^tenants/([^/]+)")
-# Request fields that name the resource (AIP-122) and so the tenant an RPC acts on.
-_TENANT_FIELDS = ("name", "parent")
 
 if TYPE_CHECKING:  # grpc's classes are generic only in grpc-stubs, not at runtime
     Handler = grpc.RpcMethodHandler[Any, Any]
@@ -143,7 +140,7 @@ class ChassisInterceptor(_Interceptor):
         return request_context.RequestContext(
             method=method,
             principal=principal,
-            tenant=_tenant_of(principal, request),
+            tenant=tenant_of(principal, request),
             request_id=_request_id(request),
         )
 
@@ -165,30 +162,6 @@ def _bearer_token(context: Context) -> str:
                 return token.strip()
             raise Unauthenticated("TOKEN_MALFORMED", "authorization must be 'Bearer <token>'")
     raise Unauthenticated("TOKEN_MISSING", "missing 'authorization: Bearer <token>' metadata")
-
-
-def _tenant_of(principal: Principal | None, request: Message) -> str | None:
-    """The tenant the RPC acts for; a user may only act for the tenant in its token."""
-    named = _named_tenant(request)
-    if principal is None or principal.is_service:
-        return named or (principal.tenant if principal else None)
-    if named is not None and named != principal.tenant:
-        raise PermissionDenied(
-            "TENANT_MISMATCH",
-            "the request names a resource of another tenant",
-            metadata={"tenant": named},
-        )
-    return principal.tenant
-
-
-def _named_tenant(request: Message) -> str | None:
-    fields = request.DESCRIPTOR.fields_by_name
-    for name in _TENANT_FIELDS:
-        if name in fields and fields[name].type == fields[name].TYPE_STRING:
-            match = _RESOURCE_TENANT.match(getattr(request, name))
-            if match:
-                return match.group(1)
-    return None
 
 
 def _request_id(request: Message) -> str | None:
