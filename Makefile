@@ -17,6 +17,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 STAMP_GO := .tools/bin/.installed
 STAMP_PROTOS := .deps/proto/.staged
+PUBSUB_EMULATOR := .tools/bin/pubsub-emulator
 
 .PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean
 
@@ -39,11 +40,15 @@ $(STAMP_GO): go.mod go.sum
 	GOBIN=$(CURDIR)/.tools/bin go install tool
 	touch $@
 
+# Google's pstest Pub/Sub fake as a server (no gcloud here); see services/pubsub-emulator.
+$(PUBSUB_EMULATOR): go.mod go.sum services/pubsub-emulator/main.go
+	go build -o $@ ./services/pubsub-emulator
+
 $(STAMP_PROTOS): $(STAMP_PY) scripts/stage-third-party-protos.sh Makefile
 	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) PYTHON=$(VENV)/bin/python scripts/stage-third-party-protos.sh
 	touch $@
 
-deps: $(STAMP_PY) $(STAMP_NODE) $(STAMP_GO) $(STAMP_PROTOS) ## install the pinned toolchain (venv, buf, Go plugins, third-party protos)
+deps: $(STAMP_PY) $(STAMP_NODE) $(STAMP_GO) $(STAMP_PROTOS) $(PUBSUB_EMULATOR) ## install the pinned toolchain (venv, buf, Go plugins, protos, Pub/Sub emulator)
 
 generate: deps ## format the contracts and regenerate gen/ (python, go, openapi)
 	$(BUF) format -w proto
@@ -58,14 +63,14 @@ check-generated: deps ## fail if gen/ differs from what the contracts generate
 	  echo "gen/ is stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi; echo "gen/ is fresh"
 
-lint: deps ## buf format + lint, ruff, mypy --strict, go build/vet of gen/go
+lint: deps ## buf format + lint, ruff, mypy --strict, go build/vet
 	$(BUF) format -d --exit-code proto
 	$(BUF) lint proto
 	ruff check .
 	ruff format --check .
 	mypy .
-	go build ./gen/go/...
-	go vet ./gen/go/...
+	go build ./gen/go/... ./services/...
+	go vet ./gen/go/... ./services/...
 
 format: deps ## apply buf format and ruff format
 	$(BUF) format -w proto
