@@ -18,6 +18,7 @@ STAMP_NODE := node_modules/.installed
 STAMP_GO := .tools/bin/.installed
 STAMP_PROTOS := .deps/proto/.staged
 PUBSUB_EMULATOR := .tools/bin/pubsub-emulator
+GATEWAY := .tools/bin/gateway
 
 .PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean
 
@@ -44,11 +45,15 @@ $(STAMP_GO): go.mod go.sum
 $(PUBSUB_EMULATOR): go.mod go.sum services/pubsub-emulator/main.go
 	go build -o $@ ./services/pubsub-emulator
 
+# The REST/JSON facade (grpc-gateway), from services/gateway and the generated Go stubs.
+$(GATEWAY): go.mod go.sum $(wildcard services/gateway/*.go) $(shell find gen/go -name '*.go')
+	go build -o $@ ./services/gateway
+
 $(STAMP_PROTOS): $(STAMP_PY) scripts/stage-third-party-protos.sh Makefile
 	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) PYTHON=$(VENV)/bin/python scripts/stage-third-party-protos.sh
 	touch $@
 
-deps: $(STAMP_PY) $(STAMP_NODE) $(STAMP_GO) $(STAMP_PROTOS) $(PUBSUB_EMULATOR) ## install the pinned toolchain (venv, buf, Go plugins, protos, Pub/Sub emulator)
+deps: $(STAMP_PY) $(STAMP_NODE) $(STAMP_GO) $(STAMP_PROTOS) $(PUBSUB_EMULATOR) $(GATEWAY) ## install the pinned toolchain and build the Go binaries
 
 generate: deps ## format the contracts and regenerate gen/ (python, go, openapi)
 	$(BUF) format -w proto
@@ -93,6 +98,7 @@ test-integration: deps
 	pytest tests/integration -q
 
 test: lint breaking check-generated ## everything CI checks: contract gates, lint, all tests
+	go test -count=1 ./services/...
 	pytest -q
 
 run: deps ## start what exists of the mesh locally (see README)

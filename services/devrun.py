@@ -22,6 +22,7 @@ import jwt
 from services.chassis.db.embedded import EmbeddedPostgres, default_data_dir
 
 DATA = default_data_dir().parent
+ROOT = DATA.parent
 DEV_KEY = DATA / "dev-jwt.key"
 DEV_ISSUER = DEV_AUDIENCE = "commerce-mesh"
 
@@ -34,6 +35,7 @@ class Component:
     port: int
     issue: int
     module: str | None = None  # a Python service: started if its __main__ exists
+    binary: str | None = None  # a Go program built by `make deps` into .tools/bin
 
 
 COMPONENTS = (
@@ -42,7 +44,7 @@ COMPONENTS = (
     Component("checkout", 50053, 6, "services.checkout"),
     Component("invoicing", 50054, 7, "services.invoicing"),
     Component("Pub/Sub emulator, outbox relays and consumers", 8085, 4),
-    Component("REST gateway (grpc-gateway) and OpenAPI", 8080, 8),
+    Component("REST gateway (grpc-gateway)", 8080, 8, binary="gateway"),
     Component("trace viewer", 16686, 9),
 )
 
@@ -72,11 +74,28 @@ def dev_token(tenant: str | None, roles: list[str], subject: str, ttl_seconds: i
     return jwt.encode(claims, dev_key(), algorithm="HS256")
 
 
-def _runnable(module: str) -> bool:
+def _command(component: Component) -> list[str] | None:
+    """How to start the component, or None if it does not exist yet."""
+    if component.binary is not None:
+        binary = ROOT / ".tools" / "bin" / component.binary
+        return [str(binary)] if binary.exists() else None
+    if component.module is None:
+        return None
     try:
-        return importlib.util.find_spec(f"{module}.__main__") is not None
+        if importlib.util.find_spec(f"{component.module}.__main__") is None:
+            return None
     except ModuleNotFoundError:  # the service's package does not exist yet
-        return False
+        return None
+    return [sys.executable, "-m", component.module]
+
+
+def _gateway_env(gateway: Component, services: list[Component]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "COMMERCE_GATEWAY_ADDR": f"127.0.0.1:{gateway.port}",
+        "COMMERCE_GATEWAY_OPENAPI": str(ROOT / "gen" / "openapi" / "commerce.swagger.json"),
+        **{f"COMMERCE_GATEWAY_{s.name.upper()}_ADDR": f"127.0.0.1:{s.port}" for s in services},
+    }
 
 
 def _service_env(component: Component, database_url: str) -> dict[str, str]:
@@ -105,16 +124,23 @@ async def run() -> int:
     where = "configured by COMMERCE_DATABASE_URL" if configured else f"embedded, data in {DATA}"
     print(f"  {'PostgreSQL 16':<46} {database_url}\n  {'':<46} ({where})")
     children: list[asyncio.subprocess.Process] = []
+    started: list[Component] = []
     for component in COMPONENTS:
-        if component.module is None or not _runnable(component.module):
+        argv = _command(component)
+        if argv is None:
             print(f"  {component.name:<46} not built yet (issue #{component.issue})")
             continue
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", component.module, env=_service_env(component, database_url)
+        env = (
+            _gateway_env(component, started)
+            if component.binary == "gateway"
+            else _service_env(component, database_url)
         )
-        children.append(child)
-        print(f"  {component.name:<46} grpc://127.0.0.1:{component.port}")
-    print("\nA token for grpcurl:  .venv/bin/python -m services.devrun token --tenant acme")
+        children.append(await asyncio.create_subprocess_exec(*argv, env=env))
+        started.append(component)
+        scheme = "http" if component.binary == "gateway" else "grpc"
+        print(f"  {component.name:<46} {scheme}://127.0.0.1:{component.port}")
+    print("\nREST docs: http://127.0.0.1:8080/docs  (spec: /openapi.json)")
+    print("A token for grpcurl or curl:  .venv/bin/python -m services.devrun token --tenant acme")
     print("Ctrl-C stops everything.")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -136,6 +136,7 @@ class ChassisInterceptor(_Interceptor):
                     f"the caller lacks permission {rule.permission}",
                     metadata={"permission": rule.permission},
                 )
+        _adopt_idempotency_key(request, context)
         self._validator.validate(request)
         return request_context.RequestContext(
             method=method,
@@ -162,6 +163,17 @@ def _bearer_token(context: Context) -> str:
                 return token.strip()
             raise Unauthenticated("TOKEN_MALFORMED", "authorization must be 'Bearer <token>'")
     raise Unauthenticated("TOKEN_MISSING", "missing 'authorization: Bearer <token>' metadata")
+
+
+def _adopt_idempotency_key(request: Message, context: Context) -> None:
+    """Fill an empty `request_id` from `idempotency-key` metadata: the REST facade maps the
+    `Idempotency-Key` header there. A request_id set in the body wins."""
+    if "request_id" not in request.DESCRIPTOR.fields_by_name or getattr(request, "request_id"):  # noqa: B009
+        return
+    for key, value in context.invocation_metadata() or ():
+        if key == "idempotency-key":
+            setattr(request, "request_id", str(value))  # noqa: B010 - field checked above
+            return
 
 
 def _request_id(request: Message) -> str | None:

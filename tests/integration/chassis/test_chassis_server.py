@@ -71,6 +71,7 @@ class ProbeLedger(rpc.LedgerServiceServicer):
         account = resources_pb2.Account()
         account.CopyFrom(request.account)
         account.name = name
+        account.metadata["seen_request_id"] = request_context.current().request_id or ""
         return pb.CreateAccountResponse(account=account)
 
     async def GetAccount(self, request: Any, context: Any) -> pb.GetAccountResponse:
@@ -334,3 +335,23 @@ async def test_the_typed_client_decodes_the_rich_status(server):
                 client.stub.GetAccount, pb.GetAccountRequest(name="tenants/acme/accounts/nope")
             )
     assert (caught.value.reason, caught.value.domain) == ("ACCOUNT_NOT_FOUND", DOMAIN)
+
+
+async def test_an_idempotency_key_in_metadata_becomes_the_empty_request_id(stub):
+    request = create_request("acme", "keyed")
+    request.request_id = ""
+    key = "0b5d2c4a-6e8f-4c1a-9e7f-6f1d3c1e8d4b"
+    reply = await stub.CreateAccount(
+        request,
+        metadata=(*bearer(token("acme", "bookkeeper")), ("idempotency-key", key)),
+    )
+    assert reply.account.metadata["seen_request_id"] == key
+
+
+async def test_a_mutating_call_without_any_request_id_names_the_missing_field(stub):
+    request = create_request("acme", "unkeyed")
+    request.request_id = ""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateAccount(request, metadata=bearer(token("acme", "bookkeeper")))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value)[0].metadata["field"] == "request_id"
