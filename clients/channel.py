@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from opentelemetry.trace import TracerProvider
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Room for rendered invoice PDFs; anything larger belongs in object storage, not a reply."""
@@ -69,16 +71,20 @@ def create_channel(
     *,
     tls: TlsFiles | None = None,
     options: Mapping[str, int | str] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> grpc.aio.Channel:
     """An aio channel to `target` (e.g. "dns:///ledger:50051"), plaintext when `tls` is None.
 
     Plaintext is for loopback and meshes whose sidecars already encrypt; configure `tls` for
-    anything else. Create one per downstream and share it: channels multiplex calls.
+    anything else. Create one per downstream and share it: channels multiplex calls. Every
+    call is traced and carries the W3C trace context (the process-wide tracer provider unless
+    one is given), so a downstream span continues the caller's trace.
     """
     merged = channel_options(tls, options)
+    tracing = aio_client_interceptors(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=merged)
-    return grpc.aio.secure_channel(target, tls.credentials(), options=merged)
+        return grpc.aio.insecure_channel(target, options=merged, interceptors=tracing)
+    return grpc.aio.secure_channel(target, tls.credentials(), options=merged, interceptors=tracing)
 
 
 def _read(path: Path | None) -> bytes | None:

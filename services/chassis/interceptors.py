@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,6 +17,7 @@ from services.chassis.access import AccessRule, Authentication
 from services.chassis.auth import Principal, RbacPolicy, TokenVerifier
 from services.chassis.errors import DomainError, Internal, PermissionDenied, Unauthenticated
 from services.chassis.status import to_grpc_status
+from services.chassis.telemetry import RpcMetrics
 from services.chassis.tenancy import tenant_of
 from services.chassis.validation import RequestValidator
 
@@ -48,7 +50,9 @@ class ChassisInterceptor(_Interceptor):
         policy: RbacPolicy,
         validator: RequestValidator,
         error_domain: str,
+        metrics: RpcMetrics,
     ) -> None:
+        self._metrics = metrics
         self._rules = rules
         self._verifier = verifier
         self._policy = policy
@@ -104,22 +108,28 @@ class ChassisInterceptor(_Interceptor):
     ) -> AsyncIterator[None]:
         """Admit the call and bind its context; turn whatever escapes into a status."""
         token = None
+        started, status = time.perf_counter(), "OK"
         try:
             token = request_context.bind(self._admit(method, rule, request, context))
             yield
         except DomainError as error:
+            status = error.kind.value
             await self._abort(context, method, error)
         except grpc.aio.AioRpcError as downstream:
             # Never flatten a downstream error to INTERNAL: pass its status and details on.
             # (grpc-stubs types trailing_metadata() as _Metadatum; at runtime it is Metadata.)
+            status = downstream.code().name
             trailers = cast("grpc.aio.Metadata", downstream.trailing_metadata())
             await context.abort(downstream.code(), downstream.details() or "", trailers)
         except grpc.aio.AbortError:
+            status = _aborted_code(context)  # the handler aborted the call itself
             raise
         except Exception:  # a bug: report INTERNAL, keep the details in the log only
+            status = "INTERNAL"
             log.exception("unhandled error in %s", method)
             await self._abort(context, method, _internal())
         finally:
+            self._metrics.record(method, status, time.perf_counter() - started)
             if token is not None:
                 request_context.reset(token)
 
@@ -149,6 +159,11 @@ class ChassisInterceptor(_Interceptor):
         log.info("%s failed: %s %s", method, error.kind.value, error.reason)
         status = to_grpc_status(error, self._domain)
         await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _aborted_code(context: Context) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
 def _internal() -> DomainError:

@@ -15,11 +15,13 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from services.chassis.access import access_rules
 from services.chassis.auth import RbacPolicy, TokenVerifier
 from services.chassis.config import ServerSettings
 from services.chassis.interceptors import ChassisInterceptor
+from services.chassis.telemetry import RpcMetrics, Telemetry
 from services.chassis.validation import RequestValidator
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,13 @@ async def start_server(
     services: Sequence[ServiceRegistration],
     *,
     error_domain: str,
+    telemetry: Telemetry | None = None,
 ) -> RunningServer:
-    """Build, bind and start a server; refuse to start if any RPC lacks an access rule."""
+    """Build, bind and start a server; refuse to start if any RPC lacks an access rule.
+
+    Tracing and RED metrics use `telemetry`'s providers, the process-wide ones by default.
+    """
+    telemetry = telemetry or Telemetry.current()
     rules = access_rules(s.descriptor for s in services)  # raises before anything binds
     verifier = TokenVerifier(
         key=settings.auth.verification_key(),
@@ -84,9 +91,12 @@ async def start_server(
         policy=RbacPolicy.from_toml(settings.auth.rbac_policy_file),
         validator=RequestValidator(),
         error_domain=error_domain,
+        metrics=RpcMetrics(telemetry.meter_provider),
     )
+    # The tracing interceptor is outermost, so refused calls are traced too.
+    tracing = aio_server_interceptor(tracer_provider=telemetry.tracer_provider)  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
-        interceptors=[interceptor],
+        interceptors=[tracing, interceptor],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

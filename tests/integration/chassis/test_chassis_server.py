@@ -4,8 +4,10 @@ permission option, validation, rich domain errors, and tenant isolation by row-l
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,16 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from clients import ClientSettings, RetryPolicy, ServiceClient
+from clients import ClientSettings, RetryPolicy, ServiceClient, create_channel
 from clients import NotFound as ClientNotFound
+from clients.services import LedgerClient
 from commerce.ledger.v1 import ledger_service_pb2 as pb
 from commerce.ledger.v1 import ledger_service_pb2_grpc as rpc
 from commerce.ledger.v1 import resources_pb2
@@ -29,6 +36,7 @@ from services.chassis.db.database import Database
 from services.chassis.db.rls import tenant_isolation_statements
 from services.chassis.errors import NotFound
 from services.chassis.server import RunningServer, ServiceRegistration, start_server
+from services.chassis.telemetry import Telemetry, TelemetrySettings, build
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +145,21 @@ async def probe_db(service_database) -> Database:
 
 
 @pytest.fixture(scope="module")
-async def server(probe_db, tmp_path_factory) -> AsyncIterator[RunningServer]:
+def spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module")
+def telemetry(spans) -> Iterator[Telemetry]:
+    built = build("ledger-probe", TelemetrySettings(metrics_port=0, metrics_host="127.0.0.1"))
+    assert isinstance(built.tracer_provider, TracerProvider)
+    built.tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    yield built
+    built.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def server(probe_db, telemetry, tmp_path_factory) -> AsyncIterator[RunningServer]:
     policy = Path(tmp_path_factory.mktemp("rbac")) / "rbac.toml"
     policy.write_text(POLICY)
     settings = ServerSettings(
@@ -156,6 +178,7 @@ async def server(probe_db, tmp_path_factory) -> AsyncIterator[RunningServer]:
             )
         ],
         error_domain=DOMAIN,
+        telemetry=telemetry,
     )
     yield running
     await running.stop()
@@ -355,3 +378,85 @@ async def test_a_mutating_call_without_any_request_id_names_the_missing_field(st
         await stub.CreateAccount(request, metadata=bearer(token("acme", "bookkeeper")))
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert details(caught.value)[0].metadata["field"] == "request_id"
+
+
+def _scrape(port: int | None) -> str:
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+async def test_red_metrics_count_each_rpc_by_status_and_are_scraped_from_metrics(stub, telemetry):
+    viewer = bearer(token("acme", "viewer"))
+    await stub.ListAccounts(pb.ListAccountsRequest(parent="tenants/acme"), metadata=viewer)
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.GetAccount(
+                pb.GetAccountRequest(name="tenants/acme/accounts/absent"), metadata=viewer
+            )
+    scraped = await asyncio.to_thread(_scrape, telemetry.metrics_port)
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in scraped.splitlines()
+        if line.startswith("rpc_server_calls_total{")
+    }
+
+    def count(method: str, status: str) -> float:
+        return sum(
+            value
+            for series, value in samples.items()
+            if f'rpc_method="{method}"' in series and f'rpc_grpc_status="{status}"' in series
+        )
+
+    assert count("ListAccounts", "OK") >= 1
+    assert count("GetAccount", "NOT_FOUND") >= 2
+    assert count("GetAccount", "UNAUTHENTICATED") >= 1  # from the unauthenticated test
+    assert "rpc_server_duration_milliseconds_bucket{" in scraped
+
+
+async def test_a_served_call_continues_the_callers_trace_and_records_no_request_contents(
+    stub, spans
+):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    spans.clear()
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.CreateAccount(
+            create_request("acme", "traced", display_name="4111 1111 1111 1111"),
+            metadata=(
+                *bearer(token("acme", "bookkeeper")),
+                ("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),
+            ),
+        )
+    (span,) = [s for s in spans.get_finished_spans() if s.name.endswith("/CreateAccount")]
+    assert span.context is not None
+    assert format(span.context.trace_id, "032x") == trace_id
+    recorded = repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
+    assert "4111" not in recorded
+    assert "traced" not in recorded  # no request fields at all, not only card numbers
+
+
+async def test_a_generated_client_call_and_the_served_call_share_one_trace(server, spans):
+    client_tracing = TracerProvider()
+    client_tracing.add_span_processor(SimpleSpanProcessor(spans))
+    spans.clear()
+    async with create_channel(
+        f"127.0.0.1:{server.port}", tracer_provider=client_tracing
+    ) as channel:
+        client = LedgerClient(
+            channel,
+            ClientSettings(token_provider=lambda: token("acme", "viewer")),
+        )
+        with client_tracing.get_tracer("test").start_as_current_span("checkout") as root:
+            await client.call(
+                client.stub.ListAccounts, pb.ListAccountsRequest(parent="tenants/acme")
+            )
+    finished = spans.get_finished_spans()
+    served = [s for s in finished if s.kind is SpanKind.SERVER]
+    calling = [s for s in finished if s.kind is SpanKind.CLIENT]
+    assert len(served) == 1
+    assert len(calling) == 1
+    trace_id = root.get_span_context().trace_id
+    assert {s.context.trace_id for s in (*served, *calling) if s.context} == {trace_id}
+    assert served[0].parent is not None
+    assert calling[0].context is not None
+    assert served[0].parent.span_id == calling[0].context.span_id
