@@ -20,7 +20,7 @@ STAMP_PROTOS := .deps/proto/.staged
 PUBSUB_EMULATOR := .tools/bin/pubsub-emulator
 GATEWAY := .tools/bin/gateway
 
-.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean
+.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean k8s-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -97,7 +97,10 @@ test-contract: deps
 test-integration: deps
 	pytest tests/integration -q
 
-test: lint breaking check-generated ## everything CI checks: contract gates, lint, all tests
+k8s-check: $(STAMP_PY) $(STAMP_GO) ## render every k8s overlay, validate offline (k8s 1.33 schemas), kube-score + project rules
+	scripts/k8s-check.sh
+
+test: lint breaking check-generated k8s-check ## everything CI checks: contract gates, lint, k8s manifests, all tests
 	go test -count=1 ./services/...
 	pytest -q
 

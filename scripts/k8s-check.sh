@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make k8s-check`: render every kustomize overlay, validate every object offline (pinned
+# Kubernetes schemas + k8s/schemas/crds.yaml), lint with kube-score and the project's rules.
+# The logic lives in scripts/k8s_check.py; this wrapper only checks the tools are installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in .tools/bin/kustomize .tools/bin/kube-score .venv/bin/python; do
+  if [[ ! -x $tool ]]; then
+    echo "k8s-check: $tool is missing; run 'make deps' (GOBIN=\$PWD/.tools/bin go install tool)" >&2
+    exit 2
+  fi
+done
+exec .venv/bin/python scripts/k8s_check.py "$@"
