@@ -12,8 +12,14 @@ from collections.abc import Iterator
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-# 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer digit run.
-_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+# A PAN as people write it: 13-19 digits in one run, or grouped with one kind of separator
+# (space or dash) starting with a group of 4 (4-4-4-4, 4-6-5, 4-4-4-4-3, ...). Not inside a
+# longer run of letters or digits, so UUIDs and other identifiers with digit groups are not PANs.
+_EDGE_BEFORE = r"(?<![0-9A-Za-z])"
+_EDGE_AFTER = r"(?![0-9A-Za-z])(?![ -][0-9])"
+_CANDIDATE = re.compile(
+    _EDGE_BEFORE + r"(?:\d{13,19}|\d{4}(?P<sep>[ -])\d{3,6}(?:(?P=sep)\d{1,6}){1,3})" + _EDGE_AFTER
+)
 
 
 def luhn_valid(digits: str) -> bool:

@@ -8,6 +8,8 @@ from typing import Annotated, Self
 from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.chassis.telemetry import TelemetrySettings
+
 DEFAULT_RBAC_POLICY = Path(__file__).with_name("rbac.toml")
 
 
@@ -65,3 +67,5 @@ class ServerSettings(BaseSettings):
     reflection: bool = True
     auth: AuthSettings
     tls: TlsSettings | None = None
+    telemetry: TelemetrySettings = TelemetrySettings()
+    log_level: str = "INFO"

@@ -32,6 +32,25 @@ def test_every_luhn_valid_13_to_19_digit_number_is_detected(body):
     assert looks_like_card_number(_with_luhn_check_digit(body))
 
 
+def test_grouped_card_numbers_must_use_one_separator_in_card_like_groups():
+    assert looks_like_card_number("3782 822463 10005")  # Amex 4-6-5
+    assert looks_like_card_number("4111-1111-1111-1111-")  # trailing punctuation is fine
+    assert not looks_like_card_number("4111-1111 1111-1111")  # mixed separators
+    assert not looks_like_card_number("411-11111-1111-1111")  # not how PANs are grouped
+
+
+@given(st.uuids())
+def test_uuids_are_never_taken_for_card_numbers(value):
+    assert not looks_like_card_number(str(value))
+
+
+@given(st.text(alphabet="0123456789", min_size=12, max_size=15))
+def test_every_luhn_valid_number_grouped_in_fours_is_detected(body):
+    digits = _with_luhn_check_digit(body)
+    grouped = " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    assert looks_like_card_number(grouped)
+
+
 def test_fields_holding_card_numbers_are_named_by_path_in_nested_and_repeated_fields():
     address = address_pb2.Address(
         region_code="US", address_lines=["1 Main St", "4111 1111 1111 1111"]
