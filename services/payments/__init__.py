@@ -1,0 +1,1 @@
+"""Payments orchestration: the payment state machine, PSP connectors, the PSP sandbox."""

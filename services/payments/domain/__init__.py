@@ -1,0 +1,1 @@
+"""The payments domain in pure Python: payments, refunds, attempts and routing rules."""

@@ -1,0 +1,1 @@
+"""PSP connectors behind one interface, and the resilience every PSP call goes through."""

@@ -1,0 +1,85 @@
+"""Send one HTTP request to a PSP and turn every way it can fail into a classified PspFailure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from clients.deadline import Deadline
+from services.payments.psp.classify import classify_status, classify_transport_error
+from services.payments.psp.model import FailureKind, PspFailure
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+ErrorReader = Callable[[httpx.Response, FailureKind], PspFailure]
+"""Builds the failure for an error response, adding the PSP's own codes."""
+
+_HTTP_SUCCESS_MAX = 299
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+async def send(
+    client: httpx.AsyncClient,
+    psp: str,
+    method: str,
+    url: str,
+    *,
+    deadline: Deadline,
+    idempotency_key: str | None = None,
+    read_error: ErrorReader,
+    should_retry_header: str | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """The PSP's 2xx response; anything else raises PspFailure.
+
+    A request with an idempotency key is a mutating one: the key travels in the
+    `Idempotency-Key` header, and an unanswered send is AMBIGUOUS rather than safe.
+    """
+    mutating = idempotency_key is not None
+    headers: dict[str, str] = dict(kwargs.pop("headers", {}) or {})
+    if idempotency_key is not None:
+        headers[IDEMPOTENCY_HEADER] = idempotency_key
+    timeout = deadline.remaining()
+    if timeout <= 0:
+        raise PspFailure(FailureKind.RETRYABLE_SAFE, psp, "no time left", skipped=True)
+    try:
+        response = await client.request(
+            method, url, headers=headers, timeout=httpx.Timeout(timeout), **kwargs
+        )
+    except httpx.HTTPError as error:
+        kind = classify_transport_error(error, mutating=mutating)
+        raise PspFailure(kind, psp, f"{method} {_path(url)}: {type(error).__name__}") from error
+    if response.status_code <= _HTTP_SUCCESS_MAX:
+        return response
+    verdict = _should_retry(response.headers, should_retry_header)
+    kind = classify_status(response.status_code, mutating=mutating, should_retry=verdict)
+    raise read_error(response, kind)
+
+
+def path_segment(psp: str, reference: str) -> str:
+    """A PSP reference checked before it goes into a URL path (no `/`, `?`, `..` tricks)."""
+    if not _REFERENCE.fullmatch(reference):
+        raise PspFailure(FailureKind.PERMANENT, psp, "malformed PSP reference", skipped=True)
+    return reference
+
+
+def _should_retry(headers: Mapping[str, str], name: str | None) -> bool | None:
+    if name is None or name not in headers:
+        return None
+    return headers[name].strip().lower() == "true"
+
+
+def _path(url: str) -> str:
+    # Query strings may hold PSP references or dates; the path is enough to say what failed.
+    return url.split("?", 1)[0]
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response body as a JSON object ({} when it is not one)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
