@@ -1,0 +1,1 @@
+"""Migration versions of the benchmark database."""

@@ -1,0 +1,167 @@
+"""The outbox relay: claims rows, publishes them with ordering key = subject, marks them.
+
+One claim is one transaction: lock a batch (`outbox_store.claim`), publish it, wait for Pub/Sub
+to accept it, mark what was accepted, commit. A crash anywhere before the commit leaves the rows
+unpublished and they are published again later: delivery is at least once, and consumers drop
+the copies through their inbox. Nothing is read past a cursor, so a row committed late by a
+slow transaction is simply still unpublished at the next claim (no sequence-gap trap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.metrics import MeterProvider
+
+from services.chassis.db.database import Database
+from services.chassis.events import outbox_store, pubsub
+from services.chassis.events.metrics import RelayMetrics
+from services.chassis.events.outbox_store import OutboxRecord
+
+_log = logging.getLogger(__name__)
+
+AfterPublish = Callable[[Sequence[OutboxRecord]], Awaitable[None]]
+_ERROR_PAUSE_S = 1.0
+
+
+class Relay:
+    """Publishes one service's outbox to its topic; run several for availability."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        topic_path: str,
+        publisher: Any | None = None,
+        batch_size: int = 1000,
+        poll_interval_s: float = 0.05,
+        backlog_interval_s: float = 1.0,
+        publish_timeout_s: float = 30.0,
+        meter_provider: MeterProvider | None = None,
+        after_publish: AfterPublish | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        self._database = database
+        self._topic = topic_path
+        self._owns_publisher = publisher is None
+        self._publisher = publisher if publisher is not None else pubsub.ordered_publisher()
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._backlog_interval_s = backlog_interval_s
+        self._publish_timeout_s = publish_timeout_s
+        self._after_publish = after_publish
+        self.metrics = RelayMetrics(topic_path, meter_provider)
+
+    async def publish_once(self) -> int:
+        """Claim one batch, publish it and mark it; returns how many rows were claimed."""
+        async with self._database.transaction() as session:
+            records = await outbox_store.claim(session, self._batch_size)
+            if not records:
+                return 0
+            published = await self._publish(records)
+            if self._after_publish is not None:
+                await self._after_publish(records)
+            await outbox_store.mark_published(session, [r.position for r in published])
+        self._record_lag(published)
+        return len(records)
+
+    async def drain(self) -> int:
+        """Publish until nothing is left to claim; returns how many rows were published."""
+        total = 0
+        while claimed := await self.publish_once():
+            total += claimed
+        return total
+
+    async def refresh_backlog(self) -> None:
+        """Read the backlog into the `outbox.backlog` / `outbox.oldest_age` gauges."""
+        async with self._database.transaction() as session:
+            reading = await outbox_store.backlog(session)
+        self.metrics.reading.count = reading.count
+        self.metrics.reading.oldest_age_s = reading.oldest_age_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set, then flush what is left (graceful shutdown)."""
+        next_reading = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_reading:
+                    await self.refresh_backlog()
+                    next_reading = time.monotonic() + self._backlog_interval_s
+                claimed = await self.publish_once()
+            except Exception:  # noqa: BLE001 - any failure: log, pause, retry
+                # The database or Pub/Sub is away: nothing was marked, so nothing is lost.
+                _log.exception("outbox relay round failed; retrying")
+                claimed = 0
+                await _wait(stop, _ERROR_PAUSE_S)
+                continue
+            if claimed < self._batch_size:
+                await _wait(stop, self._poll_interval_s)
+        with contextlib.suppress(Exception):
+            await self.drain()
+
+    def close(self) -> None:
+        """Flush and stop the publisher client if the relay created it."""
+        if self._owns_publisher:
+            self._publisher.stop()
+
+    async def _publish(self, records: Sequence[OutboxRecord]) -> list[OutboxRecord]:
+        """Publish every record; return those Pub/Sub accepted, as a per-subject prefix."""
+        grouped = outbox_store.group_by_subject(records)
+        pending = {
+            subject: [(record, self._send(record)) for record in batch]
+            for subject, batch in grouped.items()
+        }
+        published: list[OutboxRecord] = []
+        for subject, sends in pending.items():
+            results = await asyncio.gather(*(send for _, send in sends), return_exceptions=True)
+            for index, ((record, _), result) in enumerate(zip(sends, results, strict=True)):
+                if isinstance(result, BaseException):
+                    self._on_failure(subject, len(sends) - index, result)
+                    break
+                published.append(record)
+        published.sort(key=lambda record: record.position)
+        return published
+
+    def _send(self, record: OutboxRecord) -> Awaitable[str]:
+        envelope = record.envelope
+        try:
+            future = self._publisher.publish(
+                self._topic,
+                envelope.data,
+                ordering_key=envelope.subject,
+                timeout=self._publish_timeout_s,
+                **envelope.attributes(),
+            )
+        except Exception as error:  # noqa: BLE001 - reported per record, like a failed future
+            failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            failed.set_exception(error)
+            return failed
+        return pubsub.wait_published(future)
+
+    def _on_failure(self, subject: str, unpublished: int, error: BaseException) -> None:
+        # The client pauses an ordering key after a failed publish and rejects the key's later
+        # messages until resumed; they stay unmarked and go out, in order, next round.
+        _log.warning("publish failed for %s (%d rows left): %s", subject, unpublished, error)
+        self.metrics.publish_failures.add(unpublished, self.metrics.attributes)
+        self._publisher.resume_publish(self._topic, subject)
+
+    def _record_lag(self, published: Sequence[OutboxRecord]) -> None:
+        if not published:
+            return
+        now = datetime.now(UTC)
+        attributes = self.metrics.attributes
+        for record in published:
+            self.metrics.lag.record((now - record.created_at).total_seconds(), attributes)
+        self.metrics.published.add(len(published), attributes)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

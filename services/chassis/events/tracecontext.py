@@ -1,0 +1,26 @@
+"""W3C trace context in and out of plain string maps (outbox rows, Pub/Sub attributes)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+# Always W3C, whatever global propagator the process configured: the attribute names are part
+# of the message format, not a deployment choice.
+_PROPAGATOR = TraceContextTextMapPropagator()
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+
+
+def capture() -> dict[str, str]:
+    """`traceparent` (and `tracestate` if any) of the current span; empty outside a span."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
+def extract(carrier: Mapping[str, str]) -> Context:
+    """A context whose parent is the remote span described by `carrier` (if valid)."""
+    return _PROPAGATOR.extract(dict(carrier))
