@@ -20,7 +20,7 @@ STAMP_PROTOS := .deps/proto/.staged
 PUBSUB_EMULATOR := .tools/bin/pubsub-emulator
 GATEWAY := .tools/bin/gateway
 
-.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean k8s-check
+.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean k8s-check soak bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -103,6 +103,14 @@ k8s-check: $(STAMP_PY) $(STAMP_GO) ## render every k8s overlay, validate offline
 test: lint breaking check-generated k8s-check ## everything CI checks: contract gates, lint, k8s manifests, all tests
 	go test -count=1 ./services/...
 	pytest -q
+
+soak: deps ## the long runs: ledger 10,000 transfers by 32 workers; relay killed 100 times
+	LEDGER_SOAK=1 pytest tests/integration/ledger/test_concurrent_transfers.py -q --timeout=1800
+	COMMERCE_EVENTS_SOAK_CRASHES=100 pytest tests/integration/chassis/events/test_relay_crash.py -q
+
+bench: deps ## benchmarks, reported as ratios to the same run's baselines (see bench/)
+	$(VENV)/bin/python -m bench.ledger
+	$(VENV)/bin/python -m bench.events --output bench/events/results.json
 
 run: deps ## start what exists of the mesh locally (see README)
 	$(VENV)/bin/python -m services.devrun

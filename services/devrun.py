@@ -29,23 +29,35 @@ DEV_ISSUER = DEV_AUDIENCE = "commerce-mesh"
 
 @dataclass(frozen=True)
 class Component:
-    """A part of the mesh, where it listens locally, and the issue that builds it."""
+    """A part of the mesh, how to start it, where it listens, and the issue that builds it."""
 
     name: str
-    port: int
     issue: int
-    module: str | None = None  # a Python service: started if its __main__ exists
-    binary: str | None = None  # a Go program built by `make deps` into .tools/bin
+    port: int | None = None
+    service: str | None = None  # the service whose settings (COMMERCE_<SERVICE>_*) it reads
+    module: str | None = None  # Python: started if the module has a __main__
+    binary: str | None = None  # Go: built by `make deps` into .tools/bin
+    args: tuple[str, ...] = ()
+    scheme: str = "grpc"
 
 
+PUBSUB_PORT = 8085
 COMPONENTS = (
-    Component("ledger", 50051, 3, "services.ledger"),
-    Component("payments", 50052, 5, "services.payments"),
-    Component("checkout", 50053, 6, "services.checkout"),
-    Component("invoicing", 50054, 7, "services.invoicing"),
-    Component("Pub/Sub emulator, outbox relays and consumers", 8085, 4),
-    Component("REST gateway (grpc-gateway)", 8080, 8, binary="gateway"),
-    Component("trace viewer", 16686, 9),
+    Component(
+        "Pub/Sub emulator (pstest)",
+        4,
+        PUBSUB_PORT,
+        binary="pubsub-emulator",
+        args=("-port", str(PUBSUB_PORT)),
+        scheme="pubsub",
+    ),
+    Component("ledger", 3, 50051, "ledger", "services.ledger"),
+    Component("ledger outbox relay", 4, None, "ledger", "services.ledger", args=("relay",)),
+    Component("payments", 5, 50052, "payments", "services.payments"),
+    Component("checkout", 6, 50053, "checkout", "services.checkout"),
+    Component("invoicing", 7, 50054, "invoicing", "services.invoicing"),
+    Component("REST gateway (grpc-gateway)", 8, 8080, binary="gateway", scheme="http"),
+    Component("trace viewer", 9),
 )
 
 
@@ -78,7 +90,7 @@ def _command(component: Component) -> list[str] | None:
     """How to start the component, or None if it does not exist yet."""
     if component.binary is not None:
         binary = ROOT / ".tools" / "bin" / component.binary
-        return [str(binary)] if binary.exists() else None
+        return [str(binary), *component.args] if binary.exists() else None
     if component.module is None:
         return None
     try:
@@ -86,27 +98,68 @@ def _command(component: Component) -> list[str] | None:
             return None
     except ModuleNotFoundError:  # the service's package does not exist yet
         return None
-    return [sys.executable, "-m", component.module]
+    return [sys.executable, "-m", component.module, *component.args]
 
 
-def _gateway_env(gateway: Component, services: list[Component]) -> dict[str, str]:
-    return {
+def _env(component: Component, started: list[Component], database_url: str) -> dict[str, str]:
+    env = {
         **os.environ,
-        "COMMERCE_GATEWAY_ADDR": f"127.0.0.1:{gateway.port}",
-        "COMMERCE_GATEWAY_OPENAPI": str(ROOT / "gen" / "openapi" / "commerce.swagger.json"),
-        **{f"COMMERCE_GATEWAY_{s.name.upper()}_ADDR": f"127.0.0.1:{s.port}" for s in services},
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{PUBSUB_PORT}",
+        "PUBSUB_PROJECT_ID": "commerce-local",
     }
+    if component.binary == "gateway":
+        return {
+            **env,
+            "COMMERCE_GATEWAY_ADDR": f"127.0.0.1:{component.port}",
+            "COMMERCE_GATEWAY_OPENAPI": str(ROOT / "gen" / "openapi" / "commerce.swagger.json"),
+            **{
+                f"COMMERCE_GATEWAY_{s.service.upper()}_ADDR": f"127.0.0.1:{s.port}"
+                for s in started
+                if s.service and s.port
+            },
+        }
+    if component.service is None:
+        return env
+    prefix = f"COMMERCE_{component.service.upper()}_"
+    env.update(
+        {
+            f"{prefix}AUTH__KEY_FILE": str(DEV_KEY),
+            f"{prefix}AUTH__ALGORITHMS": '["HS256"]',
+            # Stable role passwords: the server and its workers provision the same database.
+            f"{prefix}OWNER_PASSWORD": _dev_secret(f"{component.service}-owner"),
+            f"{prefix}APP_PASSWORD": _dev_secret(f"{component.service}-app"),
+            "COMMERCE_DATABASE_URL": database_url,
+        }
+    )
+    if component.port:
+        env[f"{prefix}PORT"] = str(component.port)
+    return env
 
 
-def _service_env(component: Component, database_url: str) -> dict[str, str]:
-    prefix = f"COMMERCE_{component.name.upper()}_"
-    return {
-        **os.environ,
-        f"{prefix}PORT": str(component.port),
-        f"{prefix}AUTH__KEY_FILE": str(DEV_KEY),
-        f"{prefix}AUTH__ALGORITHMS": '["HS256"]',
-        "COMMERCE_DATABASE_URL": database_url,
-    }
+def _dev_secret(name: str) -> str:
+    path = DATA / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def _apply_topology(env: dict[str, str]) -> None:
+    """Wait for the emulator, then create the mesh's topics and subscriptions on it."""
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", PUBSUB_PORT)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        break
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.chassis.events.cli", "topology", "apply", env=env
+    )
+    if await cli.wait() != 0:
+        print("  (applying the Pub/Sub topology failed; see above)")
 
 
 async def run() -> int:
@@ -130,15 +183,13 @@ async def run() -> int:
         if argv is None:
             print(f"  {component.name:<46} not built yet (issue #{component.issue})")
             continue
-        env = (
-            _gateway_env(component, started)
-            if component.binary == "gateway"
-            else _service_env(component, database_url)
-        )
+        env = _env(component, started, database_url)
         children.append(await asyncio.create_subprocess_exec(*argv, env=env))
         started.append(component)
-        scheme = "http" if component.binary == "gateway" else "grpc"
-        print(f"  {component.name:<46} {scheme}://127.0.0.1:{component.port}")
+        where = f"{component.scheme}://127.0.0.1:{component.port}" if component.port else "running"
+        print(f"  {component.name:<46} {where}")
+        if component.binary == "pubsub-emulator":
+            await _apply_topology(env)
     print("\nREST docs: http://127.0.0.1:8080/docs  (spec: /openapi.json)")
     print("A token for grpcurl or curl:  .venv/bin/python -m services.devrun token --tenant acme")
     print("Ctrl-C stops everything.")

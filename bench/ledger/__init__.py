@@ -1,0 +1,1 @@
+"""Ledger throughput beside the same PostgreSQL's pgbench TPC-B: `python -m bench.ledger`."""

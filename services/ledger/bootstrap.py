@@ -1,0 +1,118 @@
+"""Wiring: database (provisioned and migrated when given an admin URL), server, sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from commerce.ledger.v1 import ledger_service_pb2 as pb
+from commerce.ledger.v1 import ledger_service_pb2_grpc as rpc
+from services.chassis.db.bootstrap import service_url
+from services.chassis.db.database import Database
+from services.chassis.db.embedded import EmbeddedPostgres
+from services.chassis.db.settings import DatabaseSettings, load_database_settings
+from services.chassis.events import pubsub
+from services.chassis.events.relay import Relay
+from services.chassis.events.topology import events_topic
+from services.chassis.logs import configure_logging
+from services.chassis.server import RunningServer, ServiceRegistration, start_server
+from services.chassis.telemetry import configure as configure_telemetry
+from services.ledger.api import LedgerApi
+from services.ledger.config import ERROR_DOMAIN, SERVICE, LedgerSettings
+from services.ledger.storage.unit_of_work import SqlTransactionRunner
+from services.ledger.sweeper import HoldExpirySweeper
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
+
+
+@dataclass
+class LedgerProcess:
+    """A started ledger: its server, database and sweeper."""
+
+    server: RunningServer
+    database: Database
+    runner: SqlTransactionRunner
+    sweeper: HoldExpirySweeper
+
+
+def registration(runner: SqlTransactionRunner) -> ServiceRegistration:
+    return ServiceRegistration(
+        descriptor=pb.DESCRIPTOR.services_by_name["LedgerService"],
+        servicer=LedgerApi(runner),
+        add_to_server=rpc.add_LedgerServiceServicer_to_server,
+    )
+
+
+async def connect(
+    settings: LedgerSettings, db_settings: DatabaseSettings
+) -> tuple[Database, EmbeddedPostgres | None]:
+    """The ledger's database as its app role (provisioning it if given an admin URL), and the
+    embedded PostgreSQL started for it when no URL is configured."""
+    configured = db_settings.sqlalchemy_url()
+    embedded: EmbeddedPostgres | None = None
+    if configured is None:
+        log.info("no database URL configured: starting the embedded PostgreSQL under .data/")
+        embedded = EmbeddedPostgres()
+        configured = await asyncio.to_thread(embedded.start)
+    url = await service_url(
+        SERVICE,
+        configured,
+        owner=db_settings.sqlalchemy_owner_url(),
+        migrations=MIGRATIONS,
+        owner_password=settings.owner_password,
+        app_password=settings.app_password,
+    )
+    return Database.from_settings(db_settings, url=url, application_name="ledger"), embedded
+
+
+async def start(settings: LedgerSettings, db_settings: DatabaseSettings) -> LedgerProcess:
+    """Connect (provisioning if needed), start serving and sweeping."""
+    database, embedded = await connect(settings, db_settings)
+    runner = SqlTransactionRunner(database)
+    server = await start_server(settings, [registration(runner)], error_domain=ERROR_DOMAIN)
+    sweeper = HoldExpirySweeper(
+        runner, interval=settings.hold_sweep_interval_seconds, batch=settings.hold_sweep_batch
+    )
+    sweeper.start()
+    server.on_drain.extend([sweeper.stop, database.dispose])
+    if embedded is not None:
+        server.on_drain.append(lambda: asyncio.to_thread(embedded.stop))
+    return LedgerProcess(server, database, runner, sweeper)
+
+
+async def relay() -> None:
+    """`python -m services.ledger relay`: publish the ledger's outbox to `ledger-events`
+    until SIGTERM, then flush (PUBSUB_EMULATOR_HOST / PUBSUB_PROJECT_ID select the server)."""
+    settings = LedgerSettings()
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = configure_telemetry(SERVICE, settings.telemetry)
+    database, embedded = await connect(settings, load_database_settings(SERVICE))
+    publisher = Relay(
+        database, topic_path=pubsub.topic_path(pubsub.project_id(), events_topic(SERVICE))
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await publisher.run(stop)
+    finally:
+        publisher.close()
+        await database.dispose()
+        telemetry.shutdown()
+        if embedded is not None:
+            embedded.stop()
+
+
+async def serve() -> None:
+    """`python -m services.ledger`: read settings, start, serve until SIGTERM, drain."""
+    settings = LedgerSettings()
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = configure_telemetry(SERVICE, settings.telemetry)
+    process = await start(settings, load_database_settings(SERVICE))
+    process.server.on_drain.append(lambda: asyncio.to_thread(telemetry.shutdown))
+    await process.server.serve_until_signalled()

@@ -1,0 +1,1 @@
+"""The ledger's domain: pure Python (no grpc, sqlalchemy or protobuf)."""

@@ -1,0 +1,1 @@
+"""PostgreSQL adapters of the ledger's ports: repositories, unit of work, migrations."""

@@ -1,0 +1,61 @@
+"""Create the ledger: tables, append-only and balance triggers, the chain function, RLS, outbox.
+
+Revision ID: 0001
+Revises:
+"""
+
+from pathlib import Path
+
+from alembic import op
+
+from services.chassis.db.rls import disable_tenant_isolation, enable_tenant_isolation
+from services.chassis.events.outbox import create_event_tables, drop_event_tables
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+SQL = Path(__file__).resolve().parents[2] / "sql"
+TENANT_TABLES = (
+    "accounts",
+    "holds",
+    "journal_entries",
+    "postings",
+    "entry_chain",
+    "chain_heads",
+    "idempotency_keys",
+)
+_CURRENT_TENANT = "NULLIF(current_setting('app.tenant_id', true), '')"
+
+
+def upgrade() -> None:
+    op.execute((SQL / "0001_tables.sql").read_text())
+    op.execute((SQL / "0001_rules.sql").read_text())
+    for table in TENANT_TABLES:
+        enable_tenant_isolation(table)
+    # The tenant registry is readable by every session (the hold-expiry sweeper lists it with
+    # no tenant set) but a transaction registers only its own tenant.
+    op.execute("ALTER TABLE tenants ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE tenants FORCE ROW LEVEL SECURITY")
+    op.execute("CREATE POLICY tenants_read_all ON tenants FOR SELECT TO PUBLIC USING (true)")
+    op.execute(
+        "CREATE POLICY tenants_register_own ON tenants FOR INSERT TO PUBLIC "
+        f"WITH CHECK (tenant_id = {_CURRENT_TENANT})"
+    )
+    create_event_tables()
+
+
+def downgrade() -> None:
+    drop_event_tables()
+    for table in TENANT_TABLES:
+        disable_tenant_isolation(table)
+    op.execute(
+        "DROP TABLE idempotency_keys, chain_heads, entry_chain, postings, holds, "
+        "journal_entries, accounts, tenants CASCADE"
+    )
+    op.execute(
+        "DROP FUNCTION ledger_chain_append, ledger_guard_chain_head, ledger_guard_hold,"
+        " ledger_guard_account"
+    )
+    op.execute("DROP FUNCTION ledger_check_entry_balanced, ledger_refuse_change")

@@ -1,0 +1,59 @@
+"""Wire ⇄ domain: request fingerprints ignore only the request id; balances read normally."""
+
+from datetime import UTC, datetime
+
+from commerce.ledger.v1 import ledger_service_pb2 as pb
+from commerce.ledger.v1 import resources_pb2 as res
+from commerce.type.v1.money_pb2 import Money
+from services.ledger import messages
+from services.ledger.domain.accounts import Account, AccountSpec, AccountType, Balance
+from services.ledger.domain.entries import TraceLink
+from services.ledger.domain.usecases.reads import AccountBalance
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def request(amount=5, request_id="6f1d3c1e-8d4b-4c1a-9e7f-0b5d2c4a6e8f"):
+    return pb.CreateJournalEntryRequest(
+        parent="tenants/acme",
+        journal_entry=res.JournalEntry(
+            postings=[
+                res.Posting(
+                    account="tenants/acme/accounts/cash",
+                    amount=Money(currency_code="USD", amount_minor=amount),
+                ),
+                res.Posting(
+                    account="tenants/acme/accounts/sales",
+                    amount=Money(currency_code="USD", amount_minor=-amount),
+                ),
+            ],
+            metadata={"b": "2", "a": "1"},
+        ),
+        request_id=request_id,
+    )
+
+
+def test_the_fingerprint_covers_everything_but_the_request_id():
+    key = messages.idempotency_key("CreateJournalEntry", request())
+    assert key.request_id == "6f1d3c1e-8d4b-4c1a-9e7f-0b5d2c4a6e8f"
+    same = messages.idempotency_key("CreateJournalEntry", request(request_id="other"))
+    assert same.fingerprint == key.fingerprint
+    assert messages.idempotency_key("CreateJournalEntry", request(6)).fingerprint != key.fingerprint
+    assert messages.idempotency_key("PostHold", request()).fingerprint != key.fingerprint
+
+
+def test_a_request_becomes_a_draft_with_ids_and_the_trace():
+    draft = messages.entry_draft(request(), TraceLink("a" * 32, "b" * 16))
+    assert [(p.account_id, p.amount) for p in draft.postings] == [("cash", 5), ("sales", -5)]
+    assert draft.trace.span_id == "b" * 16
+    assert draft.effective_time is None
+
+
+def test_a_credit_normal_balance_reads_positive_and_available_excludes_pending_debits():
+    spec = AccountSpec("W", "wallet", "USD", AccountType.LIABILITY)
+    wallet = Account("acme", "wallet", spec, NOW, NOW)
+    value = AccountBalance(wallet, Balance(10, 110, 30, 0), 7, NOW)
+    balance = messages.account_balance(value)
+    assert (balance.posted.amount_minor, balance.pending.amount_minor) == (100, -30)
+    assert balance.available.amount_minor == 70
+    assert (balance.last_sequence, balance.account) == (7, "tenants/acme/accounts/wallet")
