@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from clients.deadline import Deadline
+from services.payments.domain.attempts import FailureCode
 from services.payments.psp.classify import classify_status, classify_transport_error
 from services.payments.psp.model import FailureKind, PspFailure
 
@@ -83,3 +84,30 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def http_failure(
+    response: httpx.Response,
+    kind: FailureKind,
+    *,
+    psp_id: str,
+    psp_code: str,
+    reference: str,
+    declines: Mapping[str, FailureCode],
+) -> PspFailure:
+    """The failure a PSP's HTTP error answer stands for, in our codes."""
+    if kind is FailureKind.DECLINED:
+        code = declines.get(psp_code, FailureCode.DECLINED)
+    elif kind is FailureKind.RETRYABLE_SAFE:
+        code = FailureCode.PSP_UNAVAILABLE
+    else:
+        code = FailureCode.PROCESSING_ERROR
+    return PspFailure(
+        kind,
+        psp_id,
+        f"HTTP {response.status_code} {psp_code}".strip(),
+        code=code,
+        psp_code=psp_code,
+        psp_reference=reference,
+        http_status=response.status_code,
+    )

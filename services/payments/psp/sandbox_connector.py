@@ -12,7 +12,7 @@ import httpx
 from clients.deadline import Deadline
 from services.payments.domain.attempts import FailureCode
 from services.payments.domain.money import Money
-from services.payments.psp.http import json_object, path_segment, send
+from services.payments.psp.http import http_failure, json_object, path_segment, send
 from services.payments.psp.model import (
     AuthorizeRequest,
     FailureKind,
@@ -182,18 +182,11 @@ class SandboxConnector:
         psp_code = str(error.get("code", ""))
         authorization = body.get("authorization")
         reference = str(authorization.get("id", "")) if isinstance(authorization, dict) else ""
-        if kind is FailureKind.DECLINED:
-            code = _DECLINE_CODES.get(psp_code, FailureCode.DECLINED)
-        elif kind is FailureKind.RETRYABLE_SAFE:
-            code = FailureCode.PSP_UNAVAILABLE
-        else:
-            code = FailureCode.PROCESSING_ERROR
-        return PspFailure(
+        return http_failure(
+            response,
             kind,
-            self._psp_id,
-            f"HTTP {response.status_code} {psp_code}".strip(),
-            code=code,
+            psp_id=self._psp_id,
             psp_code=psp_code,
-            psp_reference=reference,
-            http_status=response.status_code,
+            reference=reference,
+            declines=_DECLINE_CODES,
         )
