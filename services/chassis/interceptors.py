@@ -3,6 +3,7 @@ with every DomainError turned into a rich google.rpc.Status on the way out."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 from google.protobuf.message import Message
 
+from clients.deadline import Deadline, deadline_scope
 from services.chassis import context as request_context
 from services.chassis.access import AccessRule, Authentication
 from services.chassis.auth import Principal, RbacPolicy, TokenVerifier
@@ -111,7 +113,12 @@ class ChassisInterceptor(_Interceptor):
         started, status = time.perf_counter(), "OK"
         try:
             token = request_context.bind(self._admit(method, rule, request, context))
-            yield
+            # Calls made through clients/ while serving never outlive this request.
+            with deadline_scope(Deadline.of_incoming(context)):
+                yield
+        except asyncio.CancelledError:  # the caller cancelled or its deadline passed
+            status = "CANCELLED"
+            raise
         except DomainError as error:
             status = error.kind.value
             await self._abort(context, method, error)

@@ -6,7 +6,7 @@ import protovalidate
 from buf.validate import validate_pb2
 from google.protobuf.message import Message
 
-from services.chassis.card_data import card_number_fields
+from services.chassis.card_data import looks_like_card_number, string_fields
 from services.chassis.errors import FieldViolation, InvalidArgument
 
 VALIDATION_FAILED = "VALIDATION_FAILED"
@@ -21,7 +21,8 @@ class RequestValidator:
 
     def validate(self, request: Message) -> None:
         """Check `request` against its protovalidate rules and for card numbers."""
-        card_fields = card_number_fields(request)
+        strings = list(string_fields(request))
+        card_fields = [path for path, text in strings if looks_like_card_number(text)]
         if card_fields:
             # Never echo the value: the description names the field only.
             raise InvalidArgument(
@@ -31,6 +32,16 @@ class RequestValidator:
                 violations=[
                     FieldViolation(path, "looks like a card number", CARD_DATA_REJECTED)
                     for path in card_fields
+                ],
+            )
+        nul = [path for path, text in strings if "\x00" in text]
+        if nul:  # PostgreSQL text cannot hold NUL: refuse it here, not as a storage failure
+            raise InvalidArgument(
+                VALIDATION_FAILED,
+                f"invalid {nul[0]}: must not contain NUL characters",
+                metadata={"field": nul[0], "rule": "string.no_nul"},
+                violations=[
+                    FieldViolation(p, "must not contain NUL", "string.no_nul") for p in nul
                 ],
             )
         try:

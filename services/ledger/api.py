@@ -147,7 +147,10 @@ class LedgerApi(rpc.LedgerServiceServicer):
             end_time=messages.time_or_none(request, "end_time"),
             metadata=dict(request.metadata) or None,
         )
-        after = int(cursor.get("seq", 0))
+        try:
+            after = int(cursor.get("seq", 0))
+        except (TypeError, ValueError):
+            raise errors.invalid_page_token() from None
         found = await self._runner.run(
             _tenant(), lambda uow: uow.journal.page(after, size + 1, where)
         )

@@ -19,7 +19,9 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # NULLIF: once a transaction-local setting has been used on a connection, later transactions
 # read '' rather than NULL; '' must not match a row whose tenant column is ''.
-_CURRENT_TENANT = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')"
+# The tenant of the current transaction, NULL when none is set (also after a pooled
+# connection's earlier transaction set one: current_setting then returns '').
+CURRENT_TENANT = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')"
 
 
 def _identifier(name: str) -> str:
@@ -31,7 +33,7 @@ def _identifier(name: str) -> str:
 def tenant_isolation_statements(table_name: str, *, column: str = "tenant_id") -> list[str]:
     """The SQL `enable_tenant_isolation` runs, for review or for use outside Alembic."""
     table = _identifier(table_name)
-    predicate = f"{_identifier(column)} = {_CURRENT_TENANT}"
+    predicate = f"{_identifier(column)} = {CURRENT_TENANT}"
     return [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",

@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.chassis.db.rls import TENANT_SETTING
+from services.chassis.db.rls import CURRENT_TENANT
 from services.chassis.events import tracecontext
 from services.chassis.events.subject import tenant_of_subject
 
@@ -87,8 +87,6 @@ _INDEXES: dict[str, tuple[str, list[str], str | None]] = {
     "inbox_processed_at_idx": (INBOX, ["processed_at"], None),
 }
 
-_CURRENT_TENANT = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')"
-
 
 def event_table_policy_statements(table: str) -> list[str]:
     """RLS for an event table: insert only your own tenant's rows; read and update any."""
@@ -99,7 +97,7 @@ def event_table_policy_statements(table: str) -> list[str]:
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
         (
             f"CREATE POLICY {table}_insert_own_tenant ON {table} FOR INSERT TO PUBLIC "
-            f"WITH CHECK (tenant_id = {_CURRENT_TENANT})"
+            f"WITH CHECK (tenant_id = {CURRENT_TENANT})"
         ),
         f"CREATE POLICY {table}_read_all ON {table} FOR SELECT TO PUBLIC USING (true)",
         (

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from clients import ClientSettings, RetryPolicy, ServiceClient, create_channel
 from clients import NotFound as ClientNotFound
+from clients.deadline import current_deadline
 from clients.services import LedgerClient
 from commerce.ledger.v1 import ledger_service_pb2 as pb
 from commerce.ledger.v1 import ledger_service_pb2_grpc as rpc
@@ -101,7 +102,12 @@ class ProbeLedger(rpc.LedgerServiceServicer):
             rows = (
                 await session.execute(text("SELECT name, code, currency_code FROM probe_accounts"))
             ).all()
-        return pb.ListAccountsResponse(accounts=[_account(row) for row in rows])
+        # The probe reports the deadline its own downstream calls would get.
+        deadline = current_deadline()
+        remaining = f"{deadline.remaining():.3f}" if deadline else ""
+        return pb.ListAccountsResponse(
+            accounts=[_account(row) for row in rows], next_page_token=remaining
+        )
 
 
 def _account(row: Any) -> resources_pb2.Account:
@@ -460,3 +466,16 @@ async def test_a_generated_client_call_and_the_served_call_share_one_trace(serve
     assert served[0].parent is not None
     assert calling[0].context is not None
     assert served[0].parent.span_id == calling[0].context.span_id
+
+
+async def test_the_callers_deadline_bounds_downstream_calls_made_while_serving(stub):
+    reply = await stub.ListAccounts(
+        pb.ListAccountsRequest(parent="tenants/acme"),
+        metadata=bearer(token("acme", "viewer")),
+        timeout=3.0,
+    )
+    assert 2.0 < float(reply.next_page_token) <= 3.1
+    unbounded = await stub.ListAccounts(
+        pb.ListAccountsRequest(parent="tenants/acme"), metadata=bearer(token("acme", "viewer"))
+    )
+    assert unbounded.next_page_token == ""

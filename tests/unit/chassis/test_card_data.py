@@ -1,6 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
+from commerce.ledger.v1 import ledger_service_pb2
 from commerce.type.v1 import address_pb2, ids_pb2
 from services.chassis.card_data import card_number_fields, looks_like_card_number, luhn_valid
 
@@ -62,3 +63,17 @@ def test_fields_holding_card_numbers_are_named_by_path_in_nested_and_repeated_fi
 
 def test_a_clean_message_has_no_card_fields():
     assert card_number_fields(address_pb2.Address(region_code="DE", postal_code="10115")) == []
+
+
+def test_a_card_number_run_touching_letters_is_still_detected():
+    assert looks_like_card_number("cc4111111111111111")
+    assert looks_like_card_number("pan:4111111111111111x")
+
+
+def test_card_numbers_in_map_keys_are_found_without_putting_them_in_the_path():
+    request = ledger_service_pb2.CreateJournalEntryRequest()
+    request.journal_entry.metadata["card-4111111111111111"] = "x"
+    request.journal_entry.metadata["memo"] = "4111111111111111"
+    paths = card_number_fields(request)
+    assert sorted(paths) == ['journal_entry.metadata["memo"]', "journal_entry.metadata[<key>]"]
+    assert not any("4111" in path for path in paths)

@@ -1,5 +1,6 @@
 import pytest
 
+from commerce.ledger.v1 import ledger_service_pb2
 from commerce.type.v1 import address_pb2, money_pb2
 from services.chassis.errors import ErrorKind, InvalidArgument
 from services.chassis.validation import CARD_DATA_REJECTED, VALIDATION_FAILED, RequestValidator
@@ -40,3 +41,19 @@ def test_card_numbers_are_rejected_without_echoing_them(validator):
     assert error.metadata == {"field": "recipient"}
     assert "4242" not in str(error)
     assert all("4242" not in v.description for v in error.violations)
+
+
+def test_nul_characters_are_refused_naming_the_field(validator):
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(address_pb2.Address(region_code="US", recipient="a\x00b"))
+    assert caught.value.metadata == {"field": "recipient", "rule": "string.no_nul"}
+
+
+def test_a_card_number_as_a_map_key_is_rejected_and_never_echoed(validator):
+    request = ledger_service_pb2.CreateJournalEntryRequest()
+    request.journal_entry.metadata["4111111111111111"] = "x"
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(request)
+    assert caught.value.reason == CARD_DATA_REJECTED
+    assert "4111" not in str(caught.value) + repr(caught.value.metadata)
+    assert all("4111" not in v.field for v in caught.value.violations)

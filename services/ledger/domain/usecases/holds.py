@@ -73,6 +73,9 @@ async def post_hold(uow: UnitOfWork, command: PostHold) -> tuple[Hold, JournalEn
     )
     apply_entry(uow.tenant, accounts, draft)
     (entry,) = await commit_entries(uow, [draft], accounts)
+    # One clock for "as of" balances: the hold stops being pending when its entry is posted,
+    # by the database clock that stamps the entry, not the app server's.
+    hold.finalize_time = hold.update_time = entry.link.create_time
     await uow.holds.save(hold)
     await uow.outbox.stage([HoldPosted(hold, entry)])
     return hold, entry

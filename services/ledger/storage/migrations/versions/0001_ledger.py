@@ -8,7 +8,11 @@ from pathlib import Path
 
 from alembic import op
 
-from services.chassis.db.rls import disable_tenant_isolation, enable_tenant_isolation
+from services.chassis.db.rls import (
+    CURRENT_TENANT,
+    disable_tenant_isolation,
+    enable_tenant_isolation,
+)
 from services.chassis.events.outbox import create_event_tables, drop_event_tables
 
 revision = "0001"
@@ -26,7 +30,6 @@ TENANT_TABLES = (
     "chain_heads",
     "idempotency_keys",
 )
-_CURRENT_TENANT = "NULLIF(current_setting('app.tenant_id', true), '')"
 
 
 def upgrade() -> None:
@@ -41,7 +44,7 @@ def upgrade() -> None:
     op.execute("CREATE POLICY tenants_read_all ON tenants FOR SELECT TO PUBLIC USING (true)")
     op.execute(
         "CREATE POLICY tenants_register_own ON tenants FOR INSERT TO PUBLIC "
-        f"WITH CHECK (tenant_id = {_CURRENT_TENANT})"
+        f"WITH CHECK (tenant_id = {CURRENT_TENANT})"
     )
     create_event_tables()
 
