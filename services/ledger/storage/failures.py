@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import psycopg
 from psycopg import errors as pg
 from sqlalchemy.exc import DBAPIError
 
-from services.chassis.errors import DomainError, FailedPrecondition, InvalidArgument, OutOfRange
+from services.chassis.errors import (
+    Aborted,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    OutOfRange,
+    Unavailable,
+)
 
 # Lost races PostgreSQL resolves by aborting one side: safe to run the whole use case again.
 TRANSIENT = (pg.SerializationFailure, pg.DeadlockDetected, pg.LockNotAvailable)
@@ -37,6 +45,14 @@ def is_transient(error: BaseException) -> bool:
 def as_domain_error(error: BaseException) -> DomainError | None:
     """The domain failure a refused statement means, or None for a bug."""
     cause = _cause(error)
+    if isinstance(cause, TRANSIENT):  # still losing the race after every retry
+        return Aborted("CONTENTION", "too much concurrent work on the same accounts; retry")
+    if isinstance(cause, pg.QueryCanceled):
+        # Statement timeout: the transaction rolled back, so a retry (same request_id) is safe.
+        return Unavailable("DATABASE_TIMEOUT", "the ledger database did not answer in time")
+    if isinstance(cause, psycopg.OperationalError):
+        # The connection failed; if that was during COMMIT the request_id makes a retry replay.
+        return Unavailable("DATABASE_UNAVAILABLE", "the ledger database is unavailable")
     if isinstance(cause, pg.NumericValueOutOfRange):
         return OutOfRange("BALANCE_OVERFLOW", "an amount or balance would exceed int64")
     if isinstance(cause, pg.CheckViolation):
