@@ -70,6 +70,14 @@ class LedgerServiceStub:
     - ETAG_MISMATCH (ABORTED): the `etag` given no longer matches.
     - INVALID_PAGE_TOKEN (INVALID_ARGUMENT): the page token is malformed,
       expired, or was issued for different request parameters.
+    - AMOUNT_OVERFLOW (INVALID_ARGUMENT): an amount, or the sum of an entry's
+      postings, does not fit in int64 minor units.
+    - BALANCE_OVERFLOW (OUT_OF_RANGE): the entry would push an account's
+      balance or counters past int64.
+    - CONTENTION (ABORTED): concurrent work on the same accounts kept winning
+      after the ledger's own retries; retry with the same `request_id`.
+    - DATABASE_TIMEOUT, DATABASE_UNAVAILABLE (UNAVAILABLE): nothing was
+      changed, or the `request_id` makes a retry replay the first result.
     Validation failures are INVALID_ARGUMENT with reason VALIDATION_FAILED and
     `google.rpc.BadRequest` field violations.
     """
@@ -207,6 +215,14 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     - ETAG_MISMATCH (ABORTED): the `etag` given no longer matches.
     - INVALID_PAGE_TOKEN (INVALID_ARGUMENT): the page token is malformed,
       expired, or was issued for different request parameters.
+    - AMOUNT_OVERFLOW (INVALID_ARGUMENT): an amount, or the sum of an entry's
+      postings, does not fit in int64 minor units.
+    - BALANCE_OVERFLOW (OUT_OF_RANGE): the entry would push an account's
+      balance or counters past int64.
+    - CONTENTION (ABORTED): concurrent work on the same accounts kept winning
+      after the ledger's own retries; retry with the same `request_id`.
+    - DATABASE_TIMEOUT, DATABASE_UNAVAILABLE (UNAVAILABLE): nothing was
+      changed, or the `request_id` makes a retry replay the first result.
     Validation failures are INVALID_ARGUMENT with reason VALIDATION_FAILED and
     `google.rpc.BadRequest` field violations.
     """
@@ -340,6 +356,14 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     - ETAG_MISMATCH (ABORTED): the `etag` given no longer matches.
     - INVALID_PAGE_TOKEN (INVALID_ARGUMENT): the page token is malformed,
       expired, or was issued for different request parameters.
+    - AMOUNT_OVERFLOW (INVALID_ARGUMENT): an amount, or the sum of an entry's
+      postings, does not fit in int64 minor units.
+    - BALANCE_OVERFLOW (OUT_OF_RANGE): the entry would push an account's
+      balance or counters past int64.
+    - CONTENTION (ABORTED): concurrent work on the same accounts kept winning
+      after the ledger's own retries; retry with the same `request_id`.
+    - DATABASE_TIMEOUT, DATABASE_UNAVAILABLE (UNAVAILABLE): nothing was
+      changed, or the `request_id` makes a retry replay the first result.
     Validation failures are INVALID_ARGUMENT with reason VALIDATION_FAILED and
     `google.rpc.BadRequest` field violations.
     """
