@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.chassis.telemetry import TelemetrySettings
+from services.chassis.worker import WorkerSettings
 
 DEFAULT_RBAC_POLICY = Path(__file__).with_name("rbac.toml")
 
@@ -68,4 +69,6 @@ class ServerSettings(BaseSettings):
     auth: AuthSettings
     tls: TlsSettings | None = None
     telemetry: TelemetrySettings = TelemetrySettings()
+    # The process's workers (relay, consumers) answer health checks here: `WORKER__HEALTH_PORT`.
+    worker: WorkerSettings = WorkerSettings()
     log_level: str = "INFO"
