@@ -20,6 +20,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	// Registers google.rpc.ErrorInfo, BadRequest, ... so error bodies can marshal the Any
+	// details the services send; without it every such error became a 500 "failed to marshal
+	// error message" (the package's tests import it themselves, which hid this).
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
+
 	checkoutv1 "github.com/commercemesh/commerce-mesh/gen/go/commerce/checkout/v1"
 	invoicingv1 "github.com/commercemesh/commerce-mesh/gen/go/commerce/invoicing/v1"
 	ledgerv1 "github.com/commercemesh/commerce-mesh/gen/go/commerce/ledger/v1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from services.chassis.events.topology import events_topic
 from services.chassis.logs import configure_logging
 from services.chassis.server import RunningServer, ServiceRegistration, start_server
 from services.chassis.telemetry import configure as configure_telemetry
+from services.chassis.worker import run_worker
 from services.ledger.api import LedgerApi
 from services.ledger.config import ERROR_DOMAIN, SERVICE, LedgerSettings
 from services.ledger.storage.unit_of_work import SqlTransactionRunner
@@ -94,12 +94,8 @@ async def relay() -> None:
     publisher = Relay(
         database, topic_path=pubsub.topic_path(pubsub.project_id(), events_topic(SERVICE))
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await publisher.run(stop)
+        await run_worker("ledger-relay", settings.worker, publisher.run)
     finally:
         publisher.close()
         await database.dispose()
