@@ -75,6 +75,14 @@ func (g *Gateway) Close() {
 // New dials every configured service and builds the handler. Services without an address are
 // not served: their routes answer 404 and readiness reports them as absent.
 func New(ctx context.Context, cfg Config) (*Gateway, error) {
+	spec, err := os.ReadFile(cfg.OpenAPIPath)
+	if err != nil {
+		return nil, fmt.Errorf("read OpenAPI spec: %w", err)
+	}
+	allow, err := newAllowIndex(spec)
+	if err != nil {
+		return nil, err
+	}
 	mux := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(matchHeader),
 		// proto3 JSON: lowerCamelCase names, int64 as strings, enums as names, unknown fields
@@ -86,6 +94,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			},
 		}),
 		runtime.WithForwardResponseOption(setDownloadHeaders),
+		runtime.WithRoutingErrorHandler(allow.routingError),
 	)
 	gw := &Gateway{conns: map[string]*grpc.ClientConn{}}
 	for name, register := range services {
@@ -104,11 +113,6 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 	}
-	spec, err := os.ReadFile(cfg.OpenAPIPath)
-	if err != nil {
-		gw.Close()
-		return nil, fmt.Errorf("read OpenAPI spec: %w", err)
-	}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -119,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		_, _ = w.Write(spec)
 	})
 	root.HandleFunc("GET /docs", serveDocs)
-	root.Handle("/", webhookBody(mux))
+	root.Handle("/", allow.requireBearer(allow.customMethods(webhookBody(mux))))
 	gw.Handler = withRequestID(withLimits(root, cfg))
 	return gw, nil
 }

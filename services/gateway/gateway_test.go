@@ -132,6 +132,7 @@ func start(t *testing.T) *harness {
 func call(t *testing.T, method, url, body string, headers map[string]string) (*http.Response, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer test-token") // the services verify it, not the gateway
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
@@ -169,6 +170,39 @@ func TestErrorsMapToDocumentedHTTPStatusesWithTheStatusBody(t *testing.T) {
 		if int(body["code"].(float64)) != int(codeByName[name]) {
 			t.Errorf("%s: body code %v", name, body["code"])
 		}
+	}
+}
+
+func TestAnotherMethodOnAKnownPathIs405WithTheStatusBody(t *testing.T) {
+	h := start(t)
+	resp, body := call(t, "DELETE", h.url+"/v1/tenants/acme/accounts/not-found", "", nil)
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("HTTP %d, want 405", resp.StatusCode)
+	}
+	if int(body["code"].(float64)) != int(codes.Unimplemented) {
+		t.Errorf("body %v", body)
+	}
+	if allow := resp.Header.Get("Allow"); allow != "GET" {
+		t.Errorf("Allow %q, want GET", allow)
+	}
+	resp, _ = call(t, "GET", h.url+"/v1/tenants/acme/accounts/cash:close", "", nil)
+	if allow := resp.Header.Get("Allow"); resp.StatusCode != http.StatusMethodNotAllowed || allow != "POST" {
+		t.Errorf("custom method: HTTP %d, Allow %q, want 405 and POST", resp.StatusCode, allow)
+	}
+	if resp, _ := call(t, "GET", h.url+"/v1/nothing/here", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown path: HTTP %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestACallWithoutATokenIs401BeforeItsBodyIsRead(t *testing.T) {
+	h := start(t)
+	resp, body := call(t, "POST", h.url+"/v1/tenants/acme:verifyChain", `{"startSequence": ""}`, map[string]string{"Authorization": ""})
+	if resp.StatusCode != http.StatusUnauthorized || int(body["code"].(float64)) != int(codes.Unauthenticated) {
+		t.Fatalf("HTTP %d %v, want 401 UNAUTHENTICATED", resp.StatusCode, body)
+	}
+	// PSP webhooks are signed, not bearer-authenticated: they reach the service.
+	if resp, _ := call(t, "POST", h.url+"/v1/webhooks/sandbox", `{}`, map[string]string{"Authorization": ""}); resp.StatusCode == http.StatusUnauthorized {
+		t.Errorf("webhook refused for want of a bearer token")
 	}
 }
 
@@ -272,7 +306,9 @@ func TestHealthReadinessAndTheSpecAreServed(t *testing.T) {
 
 func TestRenderedDocumentsDownloadWithTheirContentTypeAndFileName(t *testing.T) {
 	h := start(t)
-	resp, err := http.Get(h.url + "/v1/tenants/acme/invoices/inv1:render")
+	req, _ := http.NewRequest("GET", h.url+"/v1/tenants/acme/invoices/inv1:render", nil)
+	req.Header.Set("Authorization", "Bearer test-token")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

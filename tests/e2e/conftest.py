@@ -3,6 +3,7 @@ loopback ports with a private data directory, and HTTP clients for its REST gate
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -14,10 +15,24 @@ import pytest
 
 from services.localmesh import DEV_PORTS, LocalMesh, free_ports
 
+FUZZ_REQUESTS: list[str] = []  # operations schemathesis called (tests/e2e/test_rest_fuzz.py)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FUZZ_REQUESTS:
+        terminalreporter.write_line(
+            f"schemathesis: {len(FUZZ_REQUESTS)} generated requests "
+            f"over {len(set(FUZZ_REQUESTS))} operations"
+        )
+
 
 @pytest.fixture(scope="session")
 async def mesh() -> AsyncIterator[LocalMesh]:
-    """Every part of the mesh that exists, healthy; stopped (and checked) at the end."""
+    """Every part of the mesh that exists, healthy; stopped (and checked) at the end.
+
+    COMMERCE_E2E_ONLY=pubsub,ledger,gateway runs the tests against just those parts.
+    """
+    only = os.environ.get("COMMERCE_E2E_ONLY")
     data_dir = Path(tempfile.mkdtemp(prefix="commerce-e2e-"))
     key_file = data_dir / "jwt.key"
     key_file.write_text(secrets.token_urlsafe(48))
@@ -27,6 +42,7 @@ async def mesh() -> AsyncIterator[LocalMesh]:
         ports=free_ports(DEV_PORTS),
         jwt_key_file=key_file,
         secret=lambda name: passwords.setdefault(name, secrets.token_urlsafe(24)),
+        only=frozenset(only.split(",")) if only else None,
     )
     try:
         await mesh.start()
