@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -199,6 +200,13 @@ func TestACallWithoutATokenIs401BeforeItsBodyIsRead(t *testing.T) {
 	resp, body := call(t, "POST", h.url+"/v1/tenants/acme:verifyChain", `{"startSequence": ""}`, map[string]string{"Authorization": ""})
 	if resp.StatusCode != http.StatusUnauthorized || int(body["code"].(float64)) != int(codes.Unauthenticated) {
 		t.Fatalf("HTTP %d %v, want 401 UNAUTHENTICATED", resp.StatusCode, body)
+	}
+	// A token for another tenant than the path names: 403, whatever the body.
+	claims := base64.RawURLEncoding.EncodeToString([]byte(`{"tenant":"globex"}`))
+	foreign := map[string]string{"Authorization": "Bearer e30." + claims + ".sig"}
+	resp, body = call(t, "POST", h.url+"/v1/tenants/acme:verifyChain", `{"startSequence": ""}`, foreign)
+	if resp.StatusCode != http.StatusForbidden || int(body["code"].(float64)) != int(codes.PermissionDenied) {
+		t.Fatalf("foreign tenant: HTTP %d %v, want 403 PERMISSION_DENIED", resp.StatusCode, body)
 	}
 	// PSP webhooks are signed, not bearer-authenticated: they reach the service.
 	if resp, _ := call(t, "POST", h.url+"/v1/webhooks/sandbox", `{}`, map[string]string{"Authorization": ""}); resp.StatusCode == http.StatusUnauthorized {

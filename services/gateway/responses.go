@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -91,24 +92,65 @@ func (a allowIndex) route(method, path string) (allowRoute, bool) {
 	return allowRoute{}, false
 }
 
+var pathTenant = regexp.MustCompile(`^/v1/tenants/([^/:]+)`)
+
+// tenantClaim reads the `tenant` claim of a bearer JWT WITHOUT verifying it: it is only ever
+// used to refuse early (a token for another tenant than the path names), never to admit.
+// Tokens without one (service identities) are left to the services.
+func tenantClaim(authorization string) (string, bool) {
+	token, ok := strings.CutPrefix(authorization, "Bearer ")
+	parts := strings.Split(token, ".")
+	if !ok || len(parts) != 3 {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", false
+	}
+	var claims struct {
+		Tenant string `json:"tenant"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Tenant == "" {
+		return "", false
+	}
+	return claims.Tenant, true
+}
+
+func refuse(w http.ResponseWriter, httpStatus int, code codes.Code, reason, message string) {
+	writeJSON(w, httpStatus, map[string]any{
+		"code":    code,
+		"message": message,
+		"details": []any{map[string]any{
+			"@type":  "type.googleapis.com/google.rpc.ErrorInfo",
+			"reason": reason,
+			"domain": "gateway.commerce-mesh",
+		}},
+	})
+}
+
 // requireBearer refuses, with 401, a call to an operation that needs a bearer token but has
-// no Authorization header, before anything else looks at the request (a malformed body would
-// otherwise get a 400 that tells an anonymous caller about the API). The services verify the
-// token itself; this only checks that one was sent.
+// no Authorization header, and with 403 a token whose tenant is not the one the path names,
+// before anything else looks at the request (a malformed body would otherwise get a 400 that
+// tells such a caller about the API). The services verify the token; this never admits.
 func (a allowIndex) requireBearer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, ok := a.route(r.Method, r.URL.Path)
-		if ok && !route.public && strings.TrimSpace(r.Header.Get("Authorization")) == "" {
-			writeJSON(w, http.StatusUnauthorized, map[string]any{
-				"code":    codes.Unauthenticated,
-				"message": "missing 'Authorization: Bearer <token>' header",
-				"details": []any{map[string]any{
-					"@type":  "type.googleapis.com/google.rpc.ErrorInfo",
-					"reason": "TOKEN_MISSING",
-					"domain": "gateway.commerce-mesh",
-				}},
-			})
+		if !ok || route.public {
+			next.ServeHTTP(w, r)
 			return
+		}
+		authorization := strings.TrimSpace(r.Header.Get("Authorization"))
+		if authorization == "" {
+			refuse(w, http.StatusUnauthorized, codes.Unauthenticated, "TOKEN_MISSING",
+				"missing 'Authorization: Bearer <token>' header")
+			return
+		}
+		if claimed, ok := tenantClaim(authorization); ok {
+			if m := pathTenant.FindStringSubmatch(r.URL.Path); m != nil && m[1] != claimed {
+				refuse(w, http.StatusForbidden, codes.PermissionDenied, "TENANT_MISMATCH",
+					"the resource belongs to another tenant than the token's")
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -125,3 +125,28 @@ def test_the_served_spec_holds_for_what_the_gateway_answers(
             negative_data_rejection,
         ],
     )
+
+
+@schema.parametrize()
+@settings(
+    max_examples=max(2, EXAMPLES // 2),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_without_a_token_or_with_another_tenants_nothing_is_served(
+    case: Any, mesh: LocalMesh, tenant: str
+) -> None:
+    if not case.operation.definition.raw.get("security", True):
+        pytest.skip("signed by the PSP, not bearer-authenticated")
+    if case.method.upper() != case.operation.method.upper():
+        return  # a coverage probe of an undeclared method: 405, whoever asks
+    FUZZ_REQUESTS.append(case.operation.label)
+    foreign = mesh.token(f"{tenant}-other", ["tenant_admin"], subject="intruder")
+    refused = case.call(headers={"Authorization": f"Bearer {foreign}"})
+    # Coverage cases that probe missing credentials go out without the header at all.
+    anonymous = refused.request.headers.get("Authorization") is None
+    expected = httpx.codes.UNAUTHORIZED if anonymous else httpx.codes.FORBIDDEN
+    assert refused.status_code == expected, refused.text
+    unauthenticated = case.call(headers={"Authorization": ""})
+    assert unauthenticated.status_code == httpx.codes.UNAUTHORIZED, unauthenticated.text
