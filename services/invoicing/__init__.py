@@ -1,0 +1,1 @@
+"""Invoicing: invoices, credit notes, gapless numbering, rendering and tie-out."""

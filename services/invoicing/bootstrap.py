@@ -1,0 +1,186 @@
+"""Wiring: database (provisioned and migrated when given an admin URL), server, relay, consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clients.channel import create_channel
+from clients.services import LedgerClient, PaymentsClient
+from commerce.invoicing.v1 import invoicing_service_pb2 as pb
+from commerce.invoicing.v1 import invoicing_service_pb2_grpc as rpc
+from services.chassis.db.bootstrap import service_url
+from services.chassis.db.database import Database
+from services.chassis.db.embedded import EmbeddedPostgres
+from services.chassis.db.settings import DatabaseSettings, load_database_settings
+from services.chassis.events import pubsub
+from services.chassis.events.consumer import ConsumerSettings
+from services.chassis.events.mesh import MESH_TOPOLOGY
+from services.chassis.events.relay import Relay
+from services.chassis.events.topology import events_topic
+from services.chassis.logs import configure_logging
+from services.chassis.server import RunningServer, ServiceRegistration, start_server
+from services.chassis.telemetry import configure as configure_telemetry
+from services.chassis.worker import run_worker
+from services.invoicing.api import InvoicingApi
+from services.invoicing.config import ERROR_DOMAIN, SERVICE, InvoicingSettings
+from services.invoicing.consumer import (
+    CHECKOUT_SUBSCRIPTION,
+    PAYMENTS_SUBSCRIPTION,
+    checkout_consumer,
+    payments_consumer,
+)
+from services.invoicing.domain.ports import LedgerView, PaymentsView
+from services.invoicing.downstream import GrpcLedgerView, GrpcPaymentsView, LedgerAccounts
+from services.invoicing.storage.unit_of_work import SqlTransactionRunner
+from services.invoicing.tie_out import TieOutService, ViewsFor
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
+
+
+@dataclass
+class InvoicingProcess:
+    server: RunningServer
+    database: Database
+    runner: SqlTransactionRunner
+
+
+def registration(
+    runner: SqlTransactionRunner, tie_out: TieOutService | None
+) -> ServiceRegistration:
+    return ServiceRegistration(
+        descriptor=pb.DESCRIPTOR.services_by_name["InvoicingService"],
+        servicer=InvoicingApi(runner, tie_out),
+        add_to_server=rpc.add_InvoicingServiceServicer_to_server,
+    )
+
+
+def grpc_views(settings: InvoicingSettings) -> ViewsFor:
+    """Tie-out views over the payments and ledger services (one channel each, shared)."""
+    payments = PaymentsClient(create_channel(settings.payments_addr))
+    ledger = LedgerClient(create_channel(settings.ledger_addr))
+    accounts = LedgerAccounts(
+        frozenset(settings.revenue_accounts), frozenset(settings.tax_accounts)
+    )
+
+    def views(tenant: str, metadata: Sequence[tuple[str, str]]) -> tuple[PaymentsView, LedgerView]:
+        return (
+            GrpcPaymentsView(payments, tenant, metadata),
+            GrpcLedgerView(ledger, tenant, accounts, metadata),
+        )
+
+    return views
+
+
+async def connect(
+    settings: InvoicingSettings, db_settings: DatabaseSettings
+) -> tuple[Database, EmbeddedPostgres | None]:
+    """Invoicing's database as its app role (provisioning it if given an admin URL), and the
+    embedded PostgreSQL started for it when no URL is configured."""
+    configured = db_settings.sqlalchemy_url()
+    embedded: EmbeddedPostgres | None = None
+    if configured is None:
+        log.info("no database URL configured: starting the embedded PostgreSQL under .data/")
+        embedded = EmbeddedPostgres()
+        configured = await asyncio.to_thread(embedded.start)
+    url = await service_url(
+        SERVICE,
+        configured,
+        owner=db_settings.sqlalchemy_owner_url(),
+        migrations=MIGRATIONS,
+        owner_password=settings.owner_password,
+        app_password=settings.app_password,
+    )
+    return Database.from_settings(db_settings, url=url, application_name=SERVICE), embedded
+
+
+async def start(settings: InvoicingSettings, db_settings: DatabaseSettings) -> InvoicingProcess:
+    database, embedded = await connect(settings, db_settings)
+    runner = SqlTransactionRunner(database)
+    tie_out = TieOutService(runner, grpc_views(settings))
+    server = await start_server(
+        settings, [registration(runner, tie_out)], error_domain=ERROR_DOMAIN
+    )
+    server.on_drain.append(database.dispose)
+    if embedded is not None:
+        server.on_drain.append(lambda: asyncio.to_thread(embedded.stop))
+    return InvoicingProcess(server, database, runner)
+
+
+async def serve() -> None:
+    """`python -m services.invoicing`: read settings, start, serve until SIGTERM, drain."""
+    settings = InvoicingSettings()
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = configure_telemetry(SERVICE, settings.telemetry)
+    process = await start(settings, load_database_settings(SERVICE))
+    process.server.on_drain.append(lambda: asyncio.to_thread(telemetry.shutdown))
+    await process.server.serve_until_signalled()
+
+
+async def relay() -> None:
+    """`python -m services.invoicing relay`: publish the outbox to `invoicing-events` until
+    SIGTERM, then flush (PUBSUB_EMULATOR_HOST / PUBSUB_PROJECT_ID select the server)."""
+    settings = InvoicingSettings()
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = configure_telemetry(SERVICE, settings.telemetry)
+    database, embedded = await connect(settings, load_database_settings(SERVICE))
+    publisher = Relay(
+        database, topic_path=pubsub.topic_path(pubsub.project_id(), events_topic(SERVICE))
+    )
+    try:
+        await run_worker("invoicing-relay", settings.worker, publisher.run)
+    finally:
+        publisher.close()
+        await database.dispose()
+        telemetry.shutdown()
+        if embedded is not None:
+            embedded.stop()
+
+
+async def consume() -> None:
+    """`python -m services.invoicing consume`: apply CheckoutCompleted and payments' events
+    (inbox-deduplicated) until SIGTERM, then let in-flight messages finish."""
+    settings = InvoicingSettings()
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = configure_telemetry(SERVICE, settings.telemetry)
+    database, embedded = await connect(settings, load_database_settings(SERVICE))
+    project = pubsub.project_id()
+    consumers = [
+        checkout_consumer(
+            database,
+            ConsumerSettings.from_topology(
+                MESH_TOPOLOGY.subscription(CHECKOUT_SUBSCRIPTION),
+                project,
+                streams=settings.consumer_streams,
+            ),
+        ),
+        payments_consumer(
+            database,
+            ConsumerSettings.from_topology(
+                MESH_TOPOLOGY.subscription(PAYMENTS_SUBSCRIPTION),
+                project,
+                streams=settings.consumer_streams,
+            ),
+        ),
+    ]
+
+    async def work(stop: asyncio.Event) -> None:
+        for consumer in consumers:
+            await consumer.start()
+        try:
+            await stop.wait()
+        finally:
+            for consumer in consumers:
+                await consumer.stop()
+
+    try:
+        await run_worker("invoicing-consumer", settings.worker, work)
+    finally:
+        await database.dispose()
+        telemetry.shutdown()
+        if embedded is not None:
+            embedded.stop()
