@@ -19,8 +19,14 @@ STAMP_GO := .tools/bin/.installed
 STAMP_PROTOS := .deps/proto/.staged
 PUBSUB_EMULATOR := .tools/bin/pubsub-emulator
 GATEWAY := .tools/bin/gateway
+# promtool validates and unit-tests the alert rules. It is built in a module of its own: in our
+# go.mod its dependencies would lift k8s.io/api under kustomize and kube-score.
+PROMETHEUS_MODULE_VERSION := v0.315.0
+STAMP_PROMTOOL := .tools/promtool-module/.installed-$(PROMETHEUS_MODULE_VERSION)
+# The local trace viewer of `make run` (Zipkin from Maven Central, docs/adr/0018).
+TRACE_VIEWER := .tools/zipkin/zipkin-server-3.6.1-exec.jar
 
-.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean k8s-check soak bench
+.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean k8s-check monitoring-check soak bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,11 +55,21 @@ $(PUBSUB_EMULATOR): go.mod go.sum services/pubsub-emulator/main.go
 $(GATEWAY): go.mod go.sum $(wildcard services/gateway/*.go) $(shell find gen/go -name '*.go')
 	go build -o $@ ./services/gateway
 
+$(STAMP_PROMTOOL):
+	rm -rf .tools/promtool-module && mkdir -p .tools/promtool-module
+	cd .tools/promtool-module && printf 'module commerce-mesh/tools/promtool\n\ngo 1.26.0\n' > go.mod && \
+	  go get -tool github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_MODULE_VERSION) && \
+	  GOBIN=$(CURDIR)/.tools/bin go install tool
+	touch $@
+
+$(TRACE_VIEWER): scripts/install-trace-viewer.sh
+	scripts/install-trace-viewer.sh
+
 $(STAMP_PROTOS): $(STAMP_PY) scripts/stage-third-party-protos.sh Makefile
 	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) PYTHON=$(VENV)/bin/python scripts/stage-third-party-protos.sh
 	touch $@
 
-deps: $(STAMP_PY) $(STAMP_NODE) $(STAMP_GO) $(STAMP_PROTOS) $(PUBSUB_EMULATOR) $(GATEWAY) ## install the pinned toolchain and build the Go binaries
+deps: $(STAMP_PY) $(STAMP_NODE) $(STAMP_GO) $(STAMP_PROTOS) $(PUBSUB_EMULATOR) $(GATEWAY) $(STAMP_PROMTOOL) $(TRACE_VIEWER) ## install the pinned toolchain and build the Go binaries
 
 generate: deps ## format the contracts and regenerate gen/ (python, go, openapi)
 	$(BUF) format -w proto
@@ -100,7 +116,10 @@ test-integration: deps
 k8s-check: $(STAMP_PY) $(STAMP_GO) ## render every k8s overlay, validate offline (k8s 1.33 schemas), kube-score + project rules
 	scripts/k8s-check.sh
 
-test: lint breaking check-generated k8s-check ## everything CI checks: contract gates, lint, k8s manifests, all tests
+monitoring-check: $(STAMP_PY) $(STAMP_PROMTOOL) ## promtool check + unit tests of the alert rules
+	scripts/check-monitoring.sh
+
+test: lint breaking check-generated k8s-check monitoring-check ## everything CI checks: contract gates, lint, k8s manifests, all tests
 	go test -count=1 ./services/...
 	pytest -q
 

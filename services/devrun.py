@@ -65,8 +65,11 @@ def print_table(mesh: LocalMesh) -> None:
         print(f"  {running.part.title:<30} {running.address:<34} log: {running.log_path}")
     for part in mesh.skipped:
         print(f"  {part.title:<30} not built yet (issue #{part.issue})")
-    if any(r.part.key == "gateway" for r in mesh.running):
+    keys = {r.part.key for r in mesh.running}
+    if "gateway" in keys:
         print(f"\nREST docs: http://{mesh.url('gateway')}/docs  (spec: /openapi.json)")
+    if "traceviewer" in keys:
+        print(f"Traces:    http://{mesh.url('traceviewer')}/zipkin/")
     print("A token for grpcurl or curl:  .venv/bin/python -m services.devrun token --tenant acme")
 
 

@@ -26,6 +26,7 @@ import httpx
 import jwt
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.chassis import traceviewer
 from services.chassis.db.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,7 @@ class Part:
 GRPC_SERVICES = ("ledger", "payments", "checkout", "invoicing")
 
 PARTS: tuple[Part, ...] = (
+    Part("traceviewer", "trace viewer (Zipkin)", 9, "http", health_path="/health"),
     Part("pubsub", "Pub/Sub emulator (pstest)", 4, "tcp", binary="pubsub-emulator"),
     Part("ledger", "ledger", 3, "grpc", "ledger", "services.ledger"),
     Part("ledger-relay", "ledger outbox relay", 4, "grpc", "ledger", "services.ledger",
@@ -82,6 +84,7 @@ PARTS: tuple[Part, ...] = (
 )  # fmt: skip
 
 DEV_PORTS: Mapping[str, int] = {
+    "traceviewer": traceviewer.DEFAULT_PORT,
     "pubsub": 8085,
     "ledger": 50051,
     "payments": 50052,
@@ -129,6 +132,8 @@ def free_ports(keys: Iterable[str] = DEV_PORTS) -> dict[str, int]:
 
 def command(part: Part) -> list[str] | None:
     """How to start the part, or None while its code does not exist."""
+    if part.key == "traceviewer":
+        return traceviewer.command()  # None unless installed (make deps) and Java is there
     if part.binary is not None:
         binary = TOOLS / part.binary
         return [str(binary)] if binary.exists() else None
@@ -213,7 +218,8 @@ class LocalMesh:
                 except TimeoutError:
                     process.kill()
                     await process.wait()
-            if process.returncode not in (0, -signal.SIGTERM):
+            # 143: the JVM's exit status on SIGTERM (the trace viewer).
+            if process.returncode not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
                 failed.append((running.part.key, process.returncode or 0))
             running.log_file.close()
         self.running.clear()
@@ -238,6 +244,8 @@ class LocalMesh:
             "PUBSUB_PROJECT_ID": PUBSUB_PROJECT,
             **self.extra_env,
         }
+        if part.key == "traceviewer":
+            return traceviewer.environment(env)
         if part.key == "pubsub":
             return env
         if part.binary == "gateway":
@@ -273,10 +281,16 @@ class LocalMesh:
         )
         if part.worker:
             env[f"{prefix}WORKER__HEALTH_PORT"] = str(self.ports[part.key])
+        if any(r.part.key == "traceviewer" for r in self.running):
+            env[f"{prefix}TELEMETRY__ZIPKIN_ENDPOINT"] = traceviewer.spans_endpoint(
+                self.ports["traceviewer"]
+            )
         return env
 
     async def _spawn(self, part: Part, argv: list[str]) -> Running:
-        if part.key == "pubsub":
+        if part.key == "traceviewer":
+            argv = traceviewer.command(self.ports["traceviewer"]) or argv
+        elif part.key == "pubsub":
             argv = [*argv, "-port", str(self.ports["pubsub"])]
         elif part.key == "psp-sandbox":
             argv = [*argv, "--port", str(self.ports["psp-sandbox"])]

@@ -10,6 +10,7 @@ from wsgiref.simple_server import WSGIServer
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
@@ -26,6 +27,8 @@ class TelemetrySettings(BaseModel):
     """Where telemetry goes. Nothing is exported unless configured."""
 
     otlp_endpoint: str | None = None  # e.g. http://otel-collector:4317
+    # Zipkin JSON v2 (the local trace viewer of `make run`, docs/adr/0018), beside or instead.
+    zipkin_endpoint: str | None = None  # e.g. http://127.0.0.1:9411/api/v2/spans
     sample_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None  # Prometheus /metrics
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from inside the cluster
@@ -72,6 +75,10 @@ def build(service_name: str, settings: TelemetrySettings) -> Telemetry:
     if settings.otlp_endpoint:
         tracer_provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint))
+        )
+    if settings.zipkin_endpoint:
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(ZipkinExporter(endpoint=settings.zipkin_endpoint))
         )
     readers: list[MetricReader] = []
     metrics_server = None

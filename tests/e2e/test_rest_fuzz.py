@@ -33,7 +33,9 @@ def fuzzable(spec: dict[str, Any], serving: set[str], tenant: str) -> dict[str, 
     schemathesis can drive: a resource-name path parameter (`{name}` with pattern
     `tenants/[^/]+/accounts/[^/]+`, which schemathesis would send with its slashes encoded,
     so the gateway would never route it) becomes one parameter per segment
-    (`tenants/{name_0}/accounts/{name_1}`). The URLs sent are the ones a client sends.
+    (`tenants/{segment0}/accounts/{segment1}`), named by position so that operations on one
+    resource (GetInvoice's `{name}`, UpdateInvoice's `{invoice.name}`) share one path item, as
+    they share one URL. The URLs sent are the ones a client sends.
     The tenant segment is the caller's (another tenant's names are refused before anything
     else, which the unauthorized run covers); ids are sometimes `seeded`, which exists."""
     paths: dict[str, Any] = {}
@@ -47,17 +49,16 @@ def fuzzable(spec: dict[str, Any], serving: set[str], tenant: str) -> dict[str, 
             continue
         fuzz_template = template
         for operation in operations.values():
-            parameters = []
+            parameters, segments = [], 0
             for parameter in operation.get("parameters", []):
                 if parameter["in"] != "path" or "pattern" not in parameter:
                     parameters.append(parameter)
                     continue
-                stem = parameter["name"].replace(".", "_")
                 pieces = re.split(r"(\[\^/\]\+)", parameter["pattern"])
                 for index, piece in enumerate(pieces):
                     if piece != "[^/]+":
                         continue
-                    name = f"{stem}_{index // 2}"
+                    name, segments = f"segment{segments}", segments + 1
                     tenant_segment = pieces[index - 1].endswith("tenants/")
                     pattern = re.escape(tenant) if tenant_segment else SEEDED_ID
                     pieces[index] = "{" + name + "}"
@@ -69,7 +70,7 @@ def fuzzable(spec: dict[str, Any], serving: set[str], tenant: str) -> dict[str, 
                     "{" + parameter["name"] + "}", "".join(pieces)
                 )
             operation["parameters"] = parameters
-        paths[fuzz_template] = operations
+        paths.setdefault(fuzz_template, {}).update(operations)
     return {**spec, "paths": paths}
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 
 from services.chassis.db.rls import TENANT_SETTING
 from services.chassis.db.settings import normalize_postgres_url
+from services.chassis.db.tracing import instrument_engine
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -80,6 +81,7 @@ class Database:
                 "options": f"-c statement_timeout={int(statement_timeout_ms)}",
             },
         )
+        instrument_engine(engine)  # a client span per statement, under the active RPC span
         return cls(engine)
 
     @classmethod
