@@ -259,8 +259,9 @@ class LocalMesh:
                 }
             )
             return env
-        if part.service is None:  # the PSP sandbox
+        if part.service is None:  # the PSP sandbox: it notifies payments through the REST facade
             env["SANDBOX_WEBHOOK_SECRET"] = self.secret("psp-sandbox-webhook")
+            env["SANDBOX_WEBHOOK_URL"] = f"http://{self.url('gateway')}/v1/webhooks/sandbox"
             return env
         prefix = f"COMMERCE_{part.service.upper()}_"
         assert self.database_url is not None
@@ -279,6 +280,20 @@ class LocalMesh:
                 **{f"{prefix}{s.upper()}_ADDR": self.url(s) for s in GRPC_SERVICES},
             }
         )
+        # The service's own identity toward the services it calls (`<DEP>_TOKEN_FILE`).
+        token_file = self._write_secret(
+            f"{part.service}.jwt",
+            sign_token(
+                self.jwt_key_file.read_text().strip(),
+                tenant=None,
+                roles=[f"service:{part.service}"],
+                subject=part.service,
+                ttl=30 * 24 * 3600,
+            ),
+        )
+        env.update({f"{prefix}{s.upper()}_TOKEN_FILE": str(token_file) for s in GRPC_SERVICES})
+        if part.service == "payments":
+            env[f"{prefix}PSP__CREDENTIALS_FILE"] = str(self._psp_credentials())
         if part.worker:
             env[f"{prefix}WORKER__HEALTH_PORT"] = str(self.ports[part.key])
         if any(r.part.key == "traceviewer" for r in self.running):
@@ -286,6 +301,24 @@ class LocalMesh:
                 self.ports["traceviewer"]
             )
         return env
+
+    def _write_secret(self, name: str, content: str) -> Path:
+        directory = self.data_dir / "secrets"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = directory / name
+        path.touch(mode=0o600)
+        path.write_text(content)
+        return path
+
+    def _psp_credentials(self) -> Path:
+        """The PSPs payments routes to: the local sandbox (services/payments/sandbox)."""
+        return self._write_secret(
+            "psp-credentials.toml",
+            "[psps.sandbox]\n"
+            'kind = "sandbox"\n'
+            f'base_url = "http://{self.url("psp-sandbox")}"\n'
+            f'webhook_secret = "{self.secret("psp-sandbox-webhook")}"\n',
+        )
 
     async def _spawn(self, part: Part, argv: list[str]) -> Running:
         if part.key == "traceviewer":

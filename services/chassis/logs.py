@@ -20,6 +20,12 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
+# Libraries that log the values they handle at DEBUG: protovalidate's CEL engine (celpy) logs
+# every field it evaluates, card numbers included, before the request is refused. They stay
+# at WARNING whatever the service's level (PCI: card data never reaches a log line).
+VALUE_ECHOING_LOGGERS = ("celpy",)
+
+
 def configure_logging(service_name: str, level: str = "INFO") -> None:
     """JSON lines on stderr with time, level, logger, message, service and trace ids."""
     handler = logging.StreamHandler(sys.stderr)
@@ -34,3 +40,5 @@ def configure_logging(service_name: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in VALUE_ECHOING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

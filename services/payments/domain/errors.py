@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from services.chassis.errors import (
+    Aborted,
     AlreadyExists,
     DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
+    Unavailable,
 )
 
 INVALID_PAYMENT_STATE = "INVALID_PAYMENT_STATE"
@@ -91,4 +93,81 @@ def refund_not_found(refund_id: str) -> DomainError:
 def refund_already_exists(refund_id: str) -> DomainError:
     return AlreadyExists(
         REFUND_ALREADY_EXISTS, f"refund {refund_id} exists", metadata={"refund": refund_id}
+    )
+
+
+# -- service-level refusals (the contract's reasons beyond the aggregate's own) -------------
+
+PAYMENT_NOT_FOUND = "PAYMENT_NOT_FOUND"
+PAYMENT_ALREADY_EXISTS = "PAYMENT_ALREADY_EXISTS"
+PSP_DECLINED = "PSP_DECLINED"
+PSP_UNAVAILABLE = "PSP_UNAVAILABLE"
+PAYMENT_BUSY = "PAYMENT_BUSY"
+LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+ETAG_MISMATCH = "ETAG_MISMATCH"
+ROUTING_CONFIG_INVALID = "ROUTING_CONFIG_INVALID"
+UNKNOWN_PSP = "UNKNOWN_PSP"
+WEBHOOK_PAYLOAD_INVALID = "WEBHOOK_PAYLOAD_INVALID"
+INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN"  # noqa: S105 - an error reason, not a secret
+
+
+def payment_not_found(name: str) -> DomainError:
+    return NotFound(PAYMENT_NOT_FOUND, f"payment {name} not found", metadata={"resource": name})
+
+
+def payment_already_exists(name: str) -> DomainError:
+    return AlreadyExists(
+        PAYMENT_ALREADY_EXISTS, f"payment {name} exists", metadata={"resource": name}
+    )
+
+
+def psp_declined(psp: str, failure_code: str, operation: str) -> DomainError:
+    return FailedPrecondition(
+        PSP_DECLINED,
+        f"{psp} declined the {operation.lower()}",
+        metadata={"psp": psp, "failure_code": failure_code, "operation": operation},
+    )
+
+
+def psp_unavailable(operation: str) -> DomainError:
+    return Unavailable(
+        PSP_UNAVAILABLE,
+        f"no eligible PSP could be reached for the {operation.lower()}; retry with the same"
+        " request_id",
+        metadata={"operation": operation},
+    )
+
+
+def payment_busy() -> DomainError:
+    return Aborted(
+        PAYMENT_BUSY, "another operation on this payment is in progress; retry", metadata={}
+    )
+
+
+def ledger_unavailable() -> DomainError:
+    return Unavailable(
+        LEDGER_UNAVAILABLE,
+        "the ledger could not record the operation; retry with the same request_id",
+    )
+
+
+def etag_mismatch() -> DomainError:
+    return Aborted(ETAG_MISMATCH, "the routing config changed since it was read")
+
+
+def routing_config_invalid(psp: str) -> DomainError:
+    return InvalidArgument(ROUTING_CONFIG_INVALID, f"no PSP connector {psp}", metadata={"psp": psp})
+
+
+def unknown_psp(psp: str) -> DomainError:
+    return NotFound(UNKNOWN_PSP, f"no PSP connector {psp}", metadata={"psp": psp})
+
+
+def webhook_payload_invalid(description: str) -> DomainError:
+    return InvalidArgument(WEBHOOK_PAYLOAD_INVALID, f"webhook payload: {description}")
+
+
+def invalid_page_token() -> DomainError:
+    return InvalidArgument(
+        INVALID_PAGE_TOKEN, "the page token is malformed or was issued for other parameters"
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+from services.payments.ids import random_id
 
 FEE_FIXED_MINOR = 30
 FEE_BPS = 290
@@ -26,7 +27,7 @@ class SandboxError(Exception):
 
 
 def _id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
+    return random_id(f"{prefix}_", 20)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from services.payments.ids import random_id
 from services.payments.webhooks import SIGNATURE_HEADER, sign
 
 _ATTEMPTS = 3
@@ -32,7 +32,7 @@ class Notifier:
         if not url:
             return
         event = {
-            "id": f"evt_{secrets.token_hex(10)}",
+            "id": random_id("evt_", 20),
             "type": event_type,
             "created": int(time.time()),
             "data": data,

@@ -27,3 +27,12 @@ def test_outside_a_span_the_ids_are_empty():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     assert TraceContextFilter().filter(record)
     assert (record.trace_id, record.span_id) == ("", "")  # type: ignore[attr-defined]
+
+
+def test_libraries_that_echo_values_stay_quiet_even_at_debug(capsys):
+    configure_logging("ledger", "DEBUG")
+    logging.getLogger("celpy.evaluation").debug("activation: card_number=4111111111111111")
+    logging.getLogger("services.ledger").debug("our own debug line")
+    err = capsys.readouterr().err
+    assert "4111111111111111" not in err
+    assert "our own debug line" in err

@@ -1,0 +1,1 @@
+"""Payments benchmark: authorize+capture through the real service beside a bare gRPC echo."""

@@ -1,0 +1,1 @@
+"""Payments persistence: PostgreSQL through SQLAlchemy async sessions and psycopg."""
