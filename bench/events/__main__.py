@@ -102,7 +102,9 @@ def _summary(figures: dict[str, Any]) -> str:
             f"| lag at {run['offered_per_s']:.0f}/s offered ({run['committed_per_s']:.0f}/s "
             f"committed, {run['events']} events) | p50 {run['p50_ms']:.0f} ms, "
             f"p99 {run['p99_ms']:.0f} ms, max {run['max_ms']:.0f} ms (relay's share: "
-            f"p50 {run['relay_p50_ms']:.0f} ms, p99 {run['relay_p99_ms']:.0f} ms) | {target} |"
+            f"p50 {run['relay_p50_ms']:.0f} ms, p99 {run['relay_p99_ms']:.0f} ms; consumer CPU "
+            f"{run['consumer_cpu_ms_per_event']:.2f} ms/event, relay CPU "
+            f"{run['relay_cpu_ms_per_event']:.2f} ms/event) | {target} |"
         )
     return "\n".join(lines) + "\n"
 

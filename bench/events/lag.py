@@ -50,6 +50,8 @@ class LagResult:
     relay_p99_ms: float
     writer_processes: int
     consumer_streams: int
+    consumer_cpu_ms_per_event: float
+    relay_cpu_ms_per_event: float
 
 
 async def measure_lag(
@@ -70,9 +72,10 @@ async def measure_lag(
     app_url = env.app_url.render_as_string(hide_password=False)
     spawn = multiprocessing.get_context("spawn")
     stop_relay = spawn.Event()
+    relay_cpu, relay_cpu_sending = spawn.Pipe(duplex=False)
     relay = spawn.Process(
         target=processes.run_relay,
-        args=(app_url, pubsub.topic_path(env.project, name), stop_relay),
+        args=(app_url, pubsub.topic_path(env.project, name), stop_relay, relay_cpu_sending),
     )
     # One writer process commits about 250 transactions/s here; split bigger rates.
     count = max(1, math.ceil(rate / _WRITES_PER_PROCESS))
@@ -99,6 +102,7 @@ async def measure_lag(
     consumer.handle(Int64Value, no_effect)
     try:
         await _clear_outbox(consumer_db)
+        cpu_before = time.process_time()
         await consumer.start()
         relay.start()
         for writer in writers:
@@ -111,10 +115,15 @@ async def measure_lag(
             writing = max(writing, elapsed)
             await asyncio.to_thread(writer.join)
         await _wait_applied(committed, applied)
+        # This process is the consumer (and its Pub/Sub client threads), nothing else.
+        cpu_s = time.process_time() - cpu_before
         relay_p50_ms, relay_p99_ms = await _relay_share(consumer_db)
     finally:
         stop_relay.set()
+        relay_cpu_s = float("nan")
         if relay.pid is not None:
+            if await asyncio.to_thread(relay_cpu.poll, 30):
+                relay_cpu_s = relay_cpu.recv()
             await asyncio.to_thread(relay.join, 30)
         await consumer.stop()
         await consumer_db.dispose()
@@ -130,6 +139,8 @@ async def measure_lag(
         relay_p99_ms=relay_p99_ms,
         writer_processes=count,
         consumer_streams=streams,
+        consumer_cpu_ms_per_event=1000 * cpu_s / max(1, len(committed)),
+        relay_cpu_ms_per_event=1000 * relay_cpu_s / max(1, len(committed)),
     )
 
 

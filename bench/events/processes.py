@@ -43,9 +43,14 @@ def run_writers(
     results.close()
 
 
-def run_relay(app_url: str, topic_path: str, stop: ProcessEvent) -> None:
-    """A relay with its production defaults, until `stop` is set."""
+def run_relay(
+    app_url: str, topic_path: str, stop: ProcessEvent, results: Connection | None = None
+) -> None:
+    """A relay with its production defaults, until `stop` is set; sends back its CPU seconds."""
     asyncio.run(_relay(app_url, topic_path, stop))
+    if results is not None:
+        results.send(time.process_time())
+        results.close()
 
 
 async def _relay(app_url: str, topic_path: str, stop: ProcessEvent) -> None:

@@ -153,6 +153,7 @@ def test_the_code_scan_finds_the_chassis_instruments(emitted):
         "outbox_oldest_age_seconds",
         "outbox_lag_seconds_bucket",
         "events_consumed_total",
+        "events_dead_letter_depth",
         "payments_psp_circuit_breaker_state",
     } <= emitted
 

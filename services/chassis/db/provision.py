@@ -39,6 +39,9 @@ _APP_ATTRIBUTES = sql.SQL(
     "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT"
 )
 DML_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# The events relay (and the events operator CLI) reads every tenant's outbox, and nothing else:
+# its table grants and policies come from `services.chassis.events.outbox.confine_event_tables`.
+_RELAY_ATTRIBUTES = _APP_ATTRIBUTES
 
 
 class ProvisioningError(RuntimeError):
@@ -62,6 +65,80 @@ def owner_role(service: str) -> str:
 
 def app_role(service: str) -> str:
     return f"{validate_service_name(service)}_app"
+
+
+def relay_role(service: str) -> str:
+    return f"{validate_service_name(service)}_relay"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRole:
+    """The events relay's role in a service database; the URL carries its password."""
+
+    role: str
+    url: URL
+
+
+async def provision_relay_role(
+    admin_url: str | URL, service: str, *, password: SecretStr | None = None
+) -> RelayRole:
+    """Create or converge `<service>_relay`: may log in to database `service`, nothing more.
+
+    Run after `provision_service_database` and before the migration that calls
+    `confine_event_tables()`, which grants it the outbox and inbox (ADR 0017). Like the app
+    role, it is no superuser and has no BYPASSRLS: it sees every tenant's outbox rows through
+    its own policies, and no business table at all (no grants).
+    """
+    admin = normalize_postgres_url(admin_url)
+    role = relay_role(service)
+    secret = _password(password)
+    async with await psycopg.AsyncConnection.connect(
+        libpq_conninfo(admin), autocommit=True
+    ) as conn:
+        await _require_server_version(conn)
+        await conn.execute("SELECT pg_advisory_lock(%s)", [_PROVISION_LOCK_KEY])
+        try:
+            cursor = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [service])
+            if await cursor.fetchone() is None:
+                raise ProvisioningError(f"database {service} does not exist: provision it first")
+            await _ensure_role(conn, role, _RELAY_ATTRIBUTES, secret)
+            await conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(service), sql.Identifier(role)
+                )
+            )
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", [_PROVISION_LOCK_KEY])
+    return RelayRole(role, admin.set(username=role, password=secret, database=service))
+
+
+async def drop_relay_role(admin_url: str | URL, service: str) -> None:
+    """Drop `<service>_relay` (its grants and policy memberships in the database go first)."""
+    admin = normalize_postgres_url(admin_url)
+    role = relay_role(service)
+    async with await psycopg.AsyncConnection.connect(
+        libpq_conninfo(admin), autocommit=True
+    ) as conn:
+        cursor = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+        if await cursor.fetchone() is None:
+            return
+        cursor = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [service])
+        exists = await cursor.fetchone() is not None
+    if exists:
+        async with await psycopg.AsyncConnection.connect(
+            libpq_conninfo(admin.set(database=service)), autocommit=True
+        ) as conn:
+            await conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    async with await psycopg.AsyncConnection.connect(
+        libpq_conninfo(admin), autocommit=True
+    ) as conn:
+        if exists:
+            await conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
+                    sql.Identifier(service), sql.Identifier(role)
+                )
+            )
+        await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def _password(given: SecretStr | None) -> str:

@@ -2,6 +2,8 @@
 
     python -m services.chassis.events.cli outbox backlog --database-url URL
     python -m services.chassis.events.cli outbox republish --database-url URL --from 10 --to 99
+    python -m services.chassis.events.cli outbox prune --database-url URL [--older-than 7d]
+    python -m services.chassis.events.cli inbox prune --database-url URL [--older-than 30d]
     python -m services.chassis.events.cli dead-letters list --subscription invoicing-from-payments
     python -m services.chassis.events.cli dead-letters replay --subscription ... [--limit N]
     python -m services.chassis.events.cli topology apply | export [--namespace NS]
@@ -16,14 +18,16 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TextIO
 
 from tqdm import tqdm
 
 from services.chassis.db.database import Database
-from services.chassis.events import config_connector, dead_letter, outbox_store, pubsub
+from services.chassis.events import config_connector, dead_letter, outbox_store, pubsub, retention
 from services.chassis.events.apply import apply_topology
 from services.chassis.events.mesh import MESH_TOPOLOGY
 from services.chassis.events.topology import DEAD_LETTER_SUFFIX
@@ -65,6 +69,31 @@ def _parser() -> argparse.ArgumentParser:
     republish.add_argument("--to", dest="last", type=int, required=True)
     republish.add_argument("--subject", default=None, help="only this subject's rows")
     republish.set_defaults(run=_outbox_republish)
+    prune = outbox.add_parser("prune", help="delete rows published longer ago than a retention")
+    _database_option(prune)
+    prune.add_argument(
+        "--older-than",
+        type=_duration,
+        default=retention.DEFAULT_OUTBOX_RETENTION,
+        help="retention, e.g. 7d, 36h, 90m (default 7d); unpublished rows are never deleted",
+    )
+    prune.set_defaults(run=_outbox_prune)
+
+    inbox = groups.add_parser("inbox", help="a service's inbox").add_subparsers(
+        dest="command", required=True
+    )
+    inbox_prune = inbox.add_parser("prune", help="forget events applied longer ago")
+    _database_option(inbox_prune)
+    inbox_prune.add_argument(
+        "--older-than",
+        type=_duration,
+        default=retention.DEFAULT_INBOX_RETENTION,
+        help=(
+            "retention (default 30d); at least "
+            f"{retention.MIN_INBOX_RETENTION.days}d, the longest redelivery window"
+        ),
+    )
+    inbox_prune.set_defaults(run=_inbox_prune)
 
     letters = groups.add_parser("dead-letters", help="a subscription's dead letters")
     commands = letters.add_subparsers(dest="command", required=True)
@@ -84,6 +113,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--namespace", default=None)
     export.set_defaults(run=_export)
     return parser
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def _duration(text: str) -> timedelta:
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a duration like 7d, 36h, 90m or 30s: {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +180,37 @@ def _outbox_republish(args: argparse.Namespace, out: TextIO) -> int:
 
     count = asyncio.run(reset())
     out.write(f"{count} rows queued for republishing (the relay publishes them next)\n")
+    return 0
+
+
+def _outbox_prune(args: argparse.Namespace, out: TextIO) -> int:
+    async def prune() -> int:
+        database = _database(args)
+        try:
+            return await retention.prune_outbox_fully(database, args.older_than)
+        finally:
+            await database.dispose()
+
+    count = asyncio.run(prune())
+    out.write(f"{count} published outbox rows older than {args.older_than} deleted\n")
+    return 0
+
+
+def _inbox_prune(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        retention.check_inbox_retention(args.older_than)
+    except retention.RetentionTooShortError as error:
+        raise UsageError(str(error)) from error
+
+    async def prune() -> int:
+        database = _database(args)
+        try:
+            return await retention.prune_inbox_fully(database, args.older_than)
+        finally:
+            await database.dispose()
+
+    count = asyncio.run(prune())
+    out.write(f"{count} inbox rows older than {args.older_than} deleted\n")
     return 0
 
 

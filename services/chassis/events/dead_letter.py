@@ -8,13 +8,22 @@ with its original ordering key; consumers that applied it already drop it throug
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.metrics import MeterProvider
+
 from services.chassis.events import pubsub
 from services.chassis.events.envelope import format_time
+from services.chassis.events.metrics import DeadLetterMetrics
+from services.chassis.events.topology import DEAD_LETTER_SUFFIX
+
+_log = logging.getLogger(__name__)
 
 PREFIX = "dead-letter-"
 _ERROR_LIMIT = 500
@@ -81,6 +90,55 @@ def list_dead_letters(subscriber: Any, subscription_path: str, limit: int) -> li
     received = _pull(subscriber, subscription_path, limit)
     _release(subscriber, subscription_path, [r.ack_id for r in received])
     return [describe(r) for r in received]
+
+
+def count_dead_letters(subscriber: Any, subscription_path: str, limit: int) -> int:
+    """How many dead letters wait (at most `limit`); they are handed straight back."""
+    received = _pull(subscriber, subscription_path, limit)
+    _release(subscriber, subscription_path, [r.ack_id for r in received])
+    return len(received)
+
+
+class DeadLetterMonitor:
+    """Reads the depth of consumers' dead-letter subscriptions into `events.dead_letter.depth`.
+
+    Pub/Sub has no "count" call, so the monitor pulls (up to `limit`) and hands the messages
+    straight back; on GCP, Cloud Monitoring's `num_undelivered_messages` of the same
+    subscriptions is the cheaper source and needs no monitor (ADR 0017).
+    """
+
+    def __init__(
+        self,
+        subscriber: Any,
+        project: str,
+        consumers: list[str],
+        *,
+        limit: int = 1000,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self._subscriber = subscriber
+        self._paths = {
+            name: pubsub.subscription_path(project, f"{name}{DEAD_LETTER_SUFFIX}")
+            for name in consumers
+        }
+        self._limit = limit
+        self.metrics = DeadLetterMetrics(meter_provider)
+
+    def refresh(self) -> dict[str, int]:
+        """Count every consumer's dead letters now (blocking); returns the readings."""
+        for name, path in self._paths.items():
+            self.metrics.depth[name] = count_dead_letters(self._subscriber, path, self._limit)
+        return dict(self.metrics.depth)
+
+    async def run(self, stop: asyncio.Event, interval_s: float = 60.0) -> None:
+        """Refresh every `interval_s` until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:  # noqa: BLE001 - a missed reading is not worth a crash
+                _log.warning("reading dead-letter depth failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
 
 
 def replay(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,3 +33,33 @@ async def record(session: AsyncSession, consumer: str, envelope: Envelope) -> bo
         .returning(sa.literal(1))
     )
     return (await session.execute(statement)).first() is not None
+
+
+async def record_many(
+    session: AsyncSession, consumer: str, envelopes: Sequence[Envelope]
+) -> set[str]:
+    """Claim several events for `consumer` in one statement; returns the ids claimed now.
+
+    The others were applied already (or appear twice in `envelopes`). Keys are inserted in
+    the given order: callers running concurrently should sort them, so they never deadlock.
+    """
+    if not envelopes:
+        return set()
+    statement = (
+        insert(inbox_table)
+        .values(
+            [
+                {
+                    "consumer": consumer,
+                    "event_id": envelope.id,
+                    "tenant_id": tenant_of_subject(envelope.subject),
+                    "subject": envelope.subject,
+                    "type": envelope.type,
+                }
+                for envelope in envelopes
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox_table.c.event_id)
+    )
+    return {str(event_id) for event_id in (await session.execute(statement)).scalars()}

@@ -43,6 +43,11 @@ class RelayMetrics:
             unit="{event}",
             description="Events whose publish failed (their ordering key was resumed)",
         )
+        self.pruned = meter.create_counter(
+            "outbox.pruned",
+            unit="{event}",
+            description="Published outbox rows deleted after the retention period",
+        )
         meter.create_observable_gauge(
             "outbox.backlog",
             callbacks=[self._observe_count],
@@ -91,3 +96,27 @@ class ConsumerMetrics:
 
     def observe_lag(self, seconds: float, event_type: str) -> None:
         self.lag.record(seconds, {"consumer": self._consumer, "event.type": event_type})
+
+
+class DeadLetterMetrics:
+    """`events.dead_letter.depth`: messages waiting on each consumer's dead-letter subscription.
+
+    Readings are set by `dead_letter.DeadLetterMonitor`; a subscription not read yet reports
+    nothing rather than a made-up zero.
+    """
+
+    def __init__(self, meter_provider: MeterProvider | None = None) -> None:
+        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+        self.depth: dict[str, int] = {}
+        meter.create_observable_gauge(
+            "events.dead_letter.depth",
+            callbacks=[self._observe_depth],
+            unit="{message}",
+            description=(
+                "Dead letters waiting per consumer subscription (counted up to the monitor's limit)"
+            ),
+        )
+
+    def _observe_depth(self, _options: CallbackOptions) -> Iterable[Observation]:
+        for subscription, depth in sorted(self.depth.items()):
+            yield Observation(depth, {"messaging.destination.subscription.name": subscription})

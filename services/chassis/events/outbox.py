@@ -28,6 +28,9 @@ INBOX = "inbox"
 # Advisory-lock class for "an event of this subject is being staged" (two-int key space, so
 # it never collides with single-bigint advisory locks such as the migration lock).
 SUBJECT_LOCK_CLASS = 0x636D6576  # "cmev"
+# `stage()` notifies this channel (delivered at commit, once per transaction); relays LISTEN
+# to it so a committed event goes out at once instead of at the next poll (ADR 0017).
+NOTIFY_CHANNEL = "commerce_outbox"
 
 metadata = sa.MetaData()
 
@@ -108,6 +111,60 @@ def event_table_policy_statements(table: str) -> list[str]:
     ]
 
 
+def _quoted(role: str) -> str:
+    if not role.replace("_", "").isalnum() or not role.islower():
+        raise ValueError(f"not a plain lower-case role name: {role[:80]!r}")
+    return f'"{role}"'
+
+
+def confine_event_tables_statements(relay_role: str) -> list[str]:
+    """SQL of `confine_event_tables`: tenants see only their own event rows; the relay sees all.
+
+    The service's role may then read only its tenant's outbox and inbox rows (and insert them,
+    as before), and may no longer update or delete them. `relay_role` (no BYPASSRLS either)
+    may read every tenant's rows, set `published_at`, and delete (prune) rows; it has no
+    grant on any other table.
+    """
+    relay = _quoted(relay_role)
+    statements = [f"GRANT USAGE ON SCHEMA public TO {relay}"]
+    statements += [
+        f"GRANT SELECT, UPDATE (published_at), DELETE ON {OUTBOX} TO {relay}",
+        f"GRANT SELECT, DELETE ON {INBOX} TO {relay}",
+    ]
+    for table in (OUTBOX, INBOX):
+        statements += [
+            f"DROP POLICY IF EXISTS {table}_read_all ON {table}",
+            f"DROP POLICY IF EXISTS {table}_update_all ON {table}",
+            f"DROP POLICY IF EXISTS {table}_delete_all ON {table}",
+            (
+                f"CREATE POLICY {table}_read_own_tenant ON {table} FOR SELECT TO PUBLIC "
+                f"USING (tenant_id = {CURRENT_TENANT})"
+            ),
+            f"CREATE POLICY {table}_relay_read ON {table} FOR SELECT TO {relay} USING (true)",
+            f"CREATE POLICY {table}_relay_delete ON {table} FOR DELETE TO {relay} USING (true)",
+        ]
+    statements.append(
+        f"CREATE POLICY {OUTBOX}_relay_update ON {OUTBOX} FOR UPDATE TO {relay} "
+        "USING (true) WITH CHECK (true)"
+    )
+    return statements
+
+
+def confine_event_tables(relay_role: str | None = None) -> None:
+    """In a service's Alembic `upgrade()` (after `create_event_tables`): see
+    `confine_event_tables_statements`. The relay role defaults to `<database>_relay`, which
+    `provision_relay_role` creates; it must exist before this migration runs."""
+    bind = op.get_bind()
+    role = relay_role or f"{bind.execute(sa.text('SELECT current_database()')).scalar_one()}_relay"
+    if (
+        bind.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+        is None
+    ):
+        raise RuntimeError(f"role {role} does not exist: run provision_relay_role first")
+    for statement in confine_event_tables_statements(role):
+        op.execute(statement)
+
+
 def create_event_tables() -> None:
     """In a service's Alembic `upgrade()`: create `outbox` and `inbox`, indexes and policies."""
     op.create_table(OUTBOX, *_outbox_columns())
@@ -148,9 +205,13 @@ async def stage(session: AsyncSession, event: Message, *, subject: str, source: 
         raise ValueError("an event needs a source, e.g. //commerce-mesh/ledger")
     event_id = uuid.uuid4()
     trace = tracecontext.capture()
+    # One round trip: the subject lock, and the relay's wake-up call (sent only on commit;
+    # PostgreSQL folds a transaction's identical notifications into one).
     await session.execute(
-        sa.text("SELECT pg_advisory_xact_lock(:lock_class, hashtext(:subject))"),
-        {"lock_class": SUBJECT_LOCK_CLASS, "subject": subject},
+        sa.text(
+            "SELECT pg_advisory_xact_lock(:lock_class, hashtext(:subject)), pg_notify(:channel, '')"
+        ),
+        {"lock_class": SUBJECT_LOCK_CLASS, "subject": subject, "channel": NOTIFY_CHANNEL},
     )
     await session.execute(
         sa.insert(outbox_table).values(

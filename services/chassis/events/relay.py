@@ -5,6 +5,11 @@ to accept it, mark what was accepted, commit. A crash anywhere before the commit
 unpublished and they are published again later: delivery is at least once, and consumers drop
 the copies through their inbox. Nothing is read past a cursor, so a row committed late by a
 slow transaction is simply still unpublished at the next claim (no sequence-gap trap).
+
+Waking up: `stage()` notifies `NOTIFY_CHANNEL` when its transaction commits, and a running
+relay LISTENs on a connection of its own, so it claims as soon as something committed. Polling
+stays as the safety net (every `poll_interval_s`, or `listen_poll_interval_s` while listening),
+so a lost notification or a dropped listener costs latency, never events.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from opentelemetry.metrics import MeterProvider
 
 from services.chassis.db.database import Database
-from services.chassis.events import outbox_store, pubsub
+from services.chassis.db.settings import libpq_conninfo
+from services.chassis.events import outbox_store, pubsub, retention
 from services.chassis.events.metrics import RelayMetrics
+from services.chassis.events.outbox import NOTIFY_CHANNEL
 from services.chassis.events.outbox_store import OutboxRecord
 
 _log = logging.getLogger(__name__)
@@ -45,6 +53,11 @@ class Relay:
         publish_timeout_s: float = 30.0,
         meter_provider: MeterProvider | None = None,
         after_publish: AfterPublish | None = None,
+        listen: bool = True,
+        listen_poll_interval_s: float = 1.0,
+        outbox_retention: timedelta | None = None,
+        prune_interval_s: float = 60.0,
+        min_round_interval_s: float = 0.05,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -57,6 +70,13 @@ class Relay:
         self._backlog_interval_s = backlog_interval_s
         self._publish_timeout_s = publish_timeout_s
         self._after_publish = after_publish
+        self._listen = listen
+        self._listen_poll_interval_s = listen_poll_interval_s
+        self._wake = asyncio.Event()
+        self._listening = False
+        self._outbox_retention = outbox_retention
+        self._prune_interval_s = prune_interval_s
+        self._min_round_interval_s = min_round_interval_s
         self.metrics = RelayMetrics(topic_path, meter_provider)
 
     async def publish_once(self) -> int:
@@ -86,25 +106,88 @@ class Relay:
         self.metrics.reading.count = reading.count
         self.metrics.reading.oldest_age_s = reading.oldest_age_s
 
+    async def prune(self) -> int:
+        """Delete rows published longer ago than `outbox_retention` (none if it is unset)."""
+        if self._outbox_retention is None:
+            return 0
+        deleted = await retention.prune_outbox_fully(self._database, self._outbox_retention)
+        if deleted:
+            self.metrics.pruned.add(deleted, self.metrics.attributes)
+        return deleted
+
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set, then flush what is left (graceful shutdown)."""
+        listener = asyncio.create_task(self._listen_loop(stop)) if self._listen else None
         next_reading = 0.0
-        while not stop.is_set():
-            try:
-                if time.monotonic() >= next_reading:
-                    await self.refresh_backlog()
-                    next_reading = time.monotonic() + self._backlog_interval_s
-                claimed = await self.publish_once()
-            except Exception:  # noqa: BLE001 - any failure: log, pause, retry
-                # The database or Pub/Sub is away: nothing was marked, so nothing is lost.
-                _log.exception("outbox relay round failed; retrying")
-                claimed = 0
-                await _wait(stop, _ERROR_PAUSE_S)
-                continue
-            if claimed < self._batch_size:
-                await _wait(stop, self._poll_interval_s)
+        next_prune = 0.0
+        round_started = -self._min_round_interval_s
+        try:
+            while not stop.is_set():
+                # A round costs several milliseconds of CPU whatever its size: under a stream
+                # of small commits, let a few gather rather than claim each alone. After an
+                # idle spell the first commit still goes out at once.
+                spacing = round_started + self._min_round_interval_s - time.monotonic()
+                if spacing > 0:
+                    await _wait(stop, spacing)
+                round_started = time.monotonic()
+                # Cleared before the claim: a commit during the round triggers the next one.
+                self._wake.clear()
+                try:
+                    if time.monotonic() >= next_reading:
+                        await self.refresh_backlog()
+                        next_reading = time.monotonic() + self._backlog_interval_s
+                    if self._outbox_retention is not None and time.monotonic() >= next_prune:
+                        await self.prune()
+                        next_prune = time.monotonic() + self._prune_interval_s
+                    claimed = await self.publish_once()
+                except Exception:  # noqa: BLE001 - any failure: log, pause, retry
+                    # The database or Pub/Sub is away: nothing was marked, so nothing is lost.
+                    _log.exception("outbox relay round failed; retrying")
+                    await _wait(stop, _ERROR_PAUSE_S)
+                    continue
+                if claimed < self._batch_size:
+                    await self._idle(stop)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.drain()
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for a notification, `stop`, or the poll interval, whichever comes first."""
+        interval = self._listen_poll_interval_s if self._listening else self._poll_interval_s
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    async def _listen_loop(self, stop: asyncio.Event) -> None:
+        """LISTEN on a dedicated connection and wake the loop on each notification.
+
+        On any failure, fall back to polling and reconnect after a pause.
+        """
+        conninfo = libpq_conninfo(self._database.engine.url)
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._listening = True
+                    # Anything committed before LISTEN took effect is caught by this round.
+                    self._wake.set()
+                    async for _ in connection.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - polling covers for the listener
+                _log.warning("outbox relay: LISTEN failed; polling meanwhile", exc_info=True)
+            finally:
+                self._listening = False
+            await _wait(stop, _ERROR_PAUSE_S)
 
     def close(self) -> None:
         """Flush and stop the publisher client if the relay created it."""

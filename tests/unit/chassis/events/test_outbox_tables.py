@@ -4,6 +4,7 @@ import pytest
 
 from commerce.ledger.v1.events_pb2 import JournalEntryPosted
 from services.chassis.events.outbox import (
+    confine_event_tables_statements,
     event_table_policy_statements,
     event_type,
     inbox_table,
@@ -37,3 +38,21 @@ def test_only_the_event_tables_get_these_policies():
 
 def test_the_event_type_is_the_full_proto_name():
     assert event_type(JournalEntryPosted()) == "commerce.ledger.v1.JournalEntryPosted"
+
+
+def test_confining_gives_tenants_their_own_rows_and_the_relay_role_all_of_them():
+    statements = confine_event_tables_statements("ledger_relay")
+    assert "DROP POLICY IF EXISTS outbox_read_all ON outbox" in statements
+    assert (
+        "CREATE POLICY outbox_read_own_tenant ON outbox FOR SELECT TO PUBLIC "
+        "USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))"
+    ) in statements
+    assert 'GRANT SELECT, UPDATE (published_at), DELETE ON outbox TO "ledger_relay"' in statements
+    relay_policies = [s for s in statements if 'TO "ledger_relay" USING' in s]
+    assert len(relay_policies) == 5  # outbox: read, update, delete; inbox: read, delete
+    assert not any("FOR INSERT" in s for s in statements)
+
+
+def test_confining_refuses_an_odd_role_name():
+    with pytest.raises(ValueError, match="role name"):
+        confine_event_tables_statements('x"; DROP TABLE outbox; --')
