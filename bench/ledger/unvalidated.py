@@ -1,15 +1,17 @@
-"""A diagnostic server: the full chassis server with protovalidate switched off.
+"""A diagnostic server: the full chassis server with request validation switched off.
 
-Authentication, RBAC, tenant scoping (and whatever else the chassis adds) stay; only the CEL
-validation step is replaced by a no-op, to show how much of a request's cost it is. The
-benchmark's own instrument; never used by the service.
+Authentication, RBAC, tenant scoping (and whatever else the chassis adds) stay; only the
+validation step (the compiled protovalidate plans and the card-data guard, ADR 0016) is
+replaced by a no-op, to show how much of a request's cost it is. The benchmark's own
+instrument; never used by the service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from unittest import mock
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from services.chassis import server as chassis_server
@@ -20,10 +22,13 @@ from services.ledger.config import ERROR_DOMAIN
 
 
 class _NoValidation(RequestValidator):
-    def __init__(self) -> None:  # builds no protovalidate.Validator
+    def __init__(self) -> None:  # compiles no validation plans
         pass
 
     def validate(self, request: Message) -> None:  # noqa: ARG002 - the no-op is the point
+        return None
+
+    def prepare(self, request_types: Iterable[Descriptor]) -> None:  # noqa: ARG002 - no-op
         return None
 
 

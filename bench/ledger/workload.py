@@ -29,14 +29,20 @@ ACCOUNTS = 200
 
 @dataclass(frozen=True)
 class Rate:
-    """How many entries were committed in how long."""
+    """How many entries were committed in how long, and the CPU this process spent on them."""
 
     entries: int
     seconds: float
+    cpu_seconds: float = 0.0  # process CPU (client, server and use cases share the process)
 
     @property
     def per_second(self) -> float:
         return self.entries / self.seconds
+
+    @property
+    def cpu_ms_per_entry(self) -> float:
+        """Load-independent-ish: what one entry costs in Python, whatever the wall clock."""
+        return 1000 * self.cpu_seconds / self.entries if self.entries else float("nan")
 
 
 def request_id() -> str:
@@ -60,8 +66,9 @@ async def drive(
             counts[index] += await operation(rng)
 
     start = time.perf_counter()
+    cpu = time.process_time()
     await asyncio.gather(*(loop(i) for i in range(concurrency)))
-    return Rate(sum(counts), time.perf_counter() - start)
+    return Rate(sum(counts), time.perf_counter() - start, time.process_time() - cpu)
 
 
 def _pair(rng: random.Random) -> tuple[str, str]:

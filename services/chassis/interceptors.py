@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from clients.deadline import Deadline, deadline_scope
@@ -60,6 +62,7 @@ class ChassisInterceptor(_Interceptor):
         self._policy = policy
         self._validator = validator
         self._domain = error_domain
+        validator.prepare(_request_types(rules))  # no plan compiled on a first request
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -166,6 +169,18 @@ class ChassisInterceptor(_Interceptor):
         log.info("%s failed: %s %s", method, error.kind.value, error.reason)
         status = to_grpc_status(error, self._domain)
         await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _request_types(rules: Mapping[str, AccessRule]) -> list[Descriptor]:
+    """The input message types of the methods (`/pkg.Service/Method`) found in the pool."""
+    pool = descriptor_pool.Default()
+    found: list[Descriptor] = []
+    for method in rules:
+        try:
+            found.append(pool.FindMethodByName(method.lstrip("/").replace("/", ".")).input_type)
+        except KeyError:
+            continue
+    return found
 
 
 def _aborted_code(context: Context) -> str:

@@ -13,6 +13,7 @@ from services.ledger.domain import commands, errors, pages
 from services.ledger.domain.names import parse
 from services.ledger.domain.ports import EntryFilter, TransactionRunner
 from services.ledger.domain.usecases import accounts, entries, holds, reads
+from services.ledger.group_commit import GroupCommitter
 from services.ledger.tracing import current_trace
 
 Context = Any  # grpc.aio.ServicerContext; the interceptor owns status handling
@@ -38,6 +39,7 @@ class LedgerApi(rpc.LedgerServiceServicer):
 
     def __init__(self, runner: TransactionRunner) -> None:
         self._runner = runner
+        self._entries = GroupCommitter(runner)
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -98,7 +100,7 @@ class LedgerApi(rpc.LedgerServiceServicer):
             key=messages.idempotency_key("CreateJournalEntry", request),
             items=(commands.EntryRequest(messages.entry_draft(request, current_trace())),),
         )
-        (entry,) = await self._runner.run(_tenant(), lambda uow: entries.post_entries(uow, command))
+        entry = await self._entries.post(_tenant(), command)
         return pb.CreateJournalEntryResponse(journal_entry=messages.journal_entry(entry))
 
     async def BatchCreateJournalEntries(

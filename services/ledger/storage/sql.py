@@ -14,12 +14,22 @@ from psycopg import AsyncConnection
 from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.chassis.db.tracing import statement_span
+
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
+_ARRAY = re.compile(r"CAST\(:(\w+) AS (\w+(?: \w+)?)\[\]\)")
 
 
 def query(text: str) -> str:
-    """`:name` placeholders (readable, like SQLAlchemy's) as psycopg's `%(name)s`."""
-    return _NAMED.sub(r"%(\1)s", text.replace("%", "%%"))
+    """`:name` placeholders (readable, like SQLAlchemy's) as psycopg's `%(name)s`.
+
+    A parameter cast to an array type (`CAST(:ids AS text[])`) goes in binary (`%(ids)b`):
+    psycopg's text format escapes every element with a regular expression, about four times
+    the cost of the binary encoding — most of the Python time of a 100-entry batch's arrays.
+    """
+    escaped = text.replace("%", "%%")
+    binary = _ARRAY.sub(r"CAST(%(\1)b AS \2[])", escaped)
+    return _NAMED.sub(r"%(\1)s", binary)
 
 
 class Sql:
@@ -38,9 +48,11 @@ class Sql:
 
     async def all(self, statement: str, parameters: Mapping[str, Any]) -> list[Any]:
         driver = await self._driver()
-        async with driver.cursor(row_factory=namedtuple_row) as cursor:
-            await cursor.execute(statement, parameters)
-            return await cursor.fetchall() if cursor.description else []
+        # The driver connection bypasses SQLAlchemy's events: give the statement its span here.
+        with statement_span(self._session.bind, statement):
+            async with driver.cursor(row_factory=namedtuple_row) as cursor:
+                await cursor.execute(statement, parameters)
+                return await cursor.fetchall() if cursor.description else []
 
     async def first(self, statement: str, parameters: Mapping[str, Any]) -> Any:
         found = await self.all(statement, parameters)

@@ -49,7 +49,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.holds = SqlHolds(sql, tenant)
         self.idempotency = SqlIdempotencyKeys(sql, tenant)
         self.reports = SqlReports(sql, tenant)
-        self.outbox = SqlOutbox(session, sql)
+        self.outbox = SqlOutbox(sql)
 
     def now(self) -> datetime:
         return datetime.now(UTC)

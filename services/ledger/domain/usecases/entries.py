@@ -48,6 +48,59 @@ async def post_entries(uow: UnitOfWork, command: PostEntries) -> list[JournalEnt
         raise
 
 
+class RunAlone(Exception):
+    """Some requests of a group must run on their own: the group's transaction rolls back.
+
+    Raised for a request whose id was used before (a replay or a reuse), whose entry fails
+    the domain checks, or whose entry id is taken: run alone, in the ordinary path, it gets
+    exactly the answer it would have had without grouping.
+    """
+
+    def __init__(self, indexes: set[int]) -> None:
+        super().__init__(f"requests {sorted(indexes)} must run alone")
+        self.indexes = indexes
+
+
+async def post_entry_group(uow: UnitOfWork, group: Sequence[PostEntries]) -> list[JournalEntry]:
+    """Independent single-entry requests in one transaction (group commit, ADR 0016).
+
+    Each command is a CreateJournalEntry (one item, no batch): the group claims all request
+    ids in one statement, locks the union of the accounts, checks every entry in order, then
+    records, chains and announces all of them in the statements a batch uses. Unlike a batch,
+    the requests are not all-or-none: any request that would not simply succeed here makes
+    the transaction roll back with RunAlone, naming it, and the caller runs the rest again.
+    The caller guarantees distinct request ids and distinct client-chosen entry ids.
+    """
+    drafts = [
+        c.items[0].draft
+        if c.items[0].draft.entry_id
+        else replace(c.items[0].draft, entry_id=new_id())
+        for c in group
+    ]
+    stored = await uow.idempotency.claim(
+        [c.key for c in group], [{"entries": [d.entry_id]} for d in drafts]
+    )
+    alone = {index for index, found in enumerate(stored) if found is not None}
+    if alone:
+        raise RunAlone(alone)
+    accounts = await uow.accounts.lock(set().union(*(d.account_ids() for d in drafts)))
+    for index, draft in enumerate(drafts):
+        try:
+            apply_entry(uow.tenant, accounts, draft)  # leaves the accounts unchanged if it fails
+        except DomainError:
+            alone.add(index)
+    if alone:
+        raise RunAlone(alone)
+    try:
+        return await commit_entries(uow, drafts, accounts)
+    except DomainError as error:
+        taken = error.metadata.get("entry", "").rsplit("/", 1)[-1]
+        ids = [d.entry_id for d in drafts]
+        if taken in ids:
+            raise RunAlone({ids.index(taken)}) from error
+        raise
+
+
 async def reverse_entry(uow: UnitOfWork, command: ReverseEntry) -> JournalEntry:
     reversal_id = command.reversal_id or new_id()
     replay = await claim(uow, command.key, {"entries": [reversal_id]})
