@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,14 @@ from services.chassis.server import RunningServer, ServiceRegistration, start_se
 from services.chassis.telemetry import configure as configure_telemetry
 from services.chassis.worker import run_worker
 from services.payments.api import PaymentsApi
-from services.payments.config import ERROR_DOMAIN, SERVICE, PaymentsSettings, load_psp_file
+from services.payments.config import (
+    ERROR_DOMAIN,
+    SERVICE,
+    PaymentsSettings,
+    PspCredentials,
+    ReconciliationSettings,
+    load_psp_file,
+)
 from services.payments.ledger import LedgerPostings
 from services.payments.psp.registry import PspRegistry, build_registry, http_client
 from services.payments.reconciliation.ports import SettlementReports
@@ -139,14 +147,12 @@ async def connect(
 
 
 def settlement_reports(
-    settings: PaymentsSettings, client: httpx.AsyncClient
+    config: ReconciliationSettings,
+    credentials: Mapping[str, PspCredentials],
+    client: httpx.AsyncClient,
 ) -> SettlementReportsByScheme:
     """The settlement report adapters with their allow-lists: the configured base URLs plus
     every sandbox PSP's `/v1/settlements`, and the configured directory (if any)."""
-    config = settings.reconciliation
-    credentials = (
-        load_psp_file(settings.psp.credentials_file) if settings.psp.credentials_file else {}
-    )
     bases = [
         *config.report_base_urls,
         *(
@@ -166,6 +172,7 @@ def build_reconciliation(
     settings: PaymentsSettings,
     runner: TransactionRunner,
     *,
+    credentials: Mapping[str, PspCredentials],
     service: PaymentsService,
     ledger: LedgerClient,
     postings: LedgerPostings,
@@ -175,7 +182,7 @@ def build_reconciliation(
     return ReconciliationService(
         runner,
         psps=lambda: service.psp_ids,
-        reports=settlement_reports(settings, client),
+        reports=settlement_reports(config, credentials, client),
         ledger=ledger,
         postings=postings,
         options=ReconciliationOptions(
@@ -219,6 +226,7 @@ def build_service(
     reconciliation = build_reconciliation(
         settings,
         runner,
+        credentials=credentials,
         service=service,
         ledger=ledger,
         postings=postings,

@@ -25,12 +25,6 @@ from tests.e2e.conftest import FUZZ_REQUESTS
 EXAMPLES = int(os.environ.get("COMMERCE_FUZZ_EXAMPLES", "8"))
 SERVICE_TAGS = {f"{s.capitalize()}Service": s for s in GRPC_SERVICES}
 ASSET = "ACCOUNT_TYPE_ASSET"
-# Operations that answer UNIMPLEMENTED until their slice lands (remove as they do).
-NOT_YET = {
-    "PaymentsService_RunReconciliation",
-    "PaymentsService_GetReconciliationReport",
-    "PaymentsService_ListReconciliationReports",
-}
 SEEDED_ID = "(seeded|[a-z0-9][a-z0-9_-]{0,11})"  # `seeded`: the resources made below
 
 
@@ -50,7 +44,6 @@ def fuzzable(spec: dict[str, Any], serving: set[str], tenant: str) -> dict[str, 
             method: operation
             for method, operation in item.items()
             if SERVICE_TAGS[operation["tags"][0]] in serving
-            and operation["operationId"] not in NOT_YET
         }
         if not operations:
             continue

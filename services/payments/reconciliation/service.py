@@ -40,6 +40,7 @@ from services.payments.domain.reconciliation import (
     ReportState,
 )
 from services.payments.domain.records import PaymentRecord
+from services.payments.ids import random_id
 from services.payments.ledger import LedgerPostings
 from services.payments.ledger import request_id as ledger_request_id
 from services.payments.reconciliation import errors as rerrors
@@ -230,7 +231,7 @@ class ReconciliationService:
         self._accounts = SettlementAccountsOpener(postings, ledger)
         self._options = options
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], ReconciliationRun] = {}
 
     # -- RunReconciliation -----------------------------------------------------------------
 
@@ -247,7 +248,7 @@ class ReconciliationService:
         digest = fingerprint(request)
         run = ReconciliationRun(
             tenant=tenant,
-            report_id=request.report_id or uuid.uuid4().hex,
+            report_id=request.report_id or random_id("rec-"),
             psp=request.psp,
             period=Period(
                 request.start_time.ToDatetime(tzinfo=UTC), request.end_time.ToDatetime(tzinfo=UTC)
@@ -298,8 +299,8 @@ class ReconciliationService:
 
     def _spawn(self, run: ReconciliationRun) -> None:
         task = asyncio.get_running_loop().create_task(self._complete_logged(run))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = run
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
 
     async def _complete_logged(self, run: ReconciliationRun) -> None:
         try:
@@ -342,10 +343,14 @@ class ReconciliationService:
     # -- resuming --------------------------------------------------------------------------
 
     async def resume_due(self, limit: int = 10) -> int:
-        """Resume (or fail, after max_attempts) runs whose lease ran out; how many were."""
+        """Resume in the background (or fail, after max_attempts) runs whose lease ran out,
+        keeping at most `limit` runs in flight in this process; how many were taken."""
+        room = limit - len(self._tasks)
+        if room <= 0:
+            return 0
         due = await self._runner.run_service_wide(
             lambda uow: SqlReconciliationRuns(uow.sql).claim_due(
-                self._clock(), self._options.lease_seconds, limit
+                self._clock(), self._options.lease_seconds, room
             )
         )
         for item in due:
@@ -368,7 +373,7 @@ class ReconciliationService:
                 await self._finish(run, self._given_up(run, item.attempts - 1))
             else:
                 log.info("resuming reconciliation run %s (attempt %d)", run.name, item.attempts)
-                await self._complete_logged(run)
+                self._spawn(run)
         return len(due)
 
     def _given_up(self, run: ReconciliationRun, attempts: int) -> rpb.ReconciliationReport:
@@ -387,17 +392,23 @@ class ReconciliationService:
         )
 
     async def close(self) -> None:
-        """Stop runs in flight; they stay queued and are resumed after a restart."""
-        for task in list(self._tasks):
+        """Stop runs in flight; they stay queued, their leases released, so the next process
+        (or another replica) resumes them at once."""
+        stopped = dict(self._tasks)
+        for task in stopped:
             task.cancel()
-        for task in list(self._tasks):
+        for task in stopped:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    async def wait_idle(self) -> None:
-        """Wait for the runs in flight (tests, drain)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for run in stopped.values():
+            try:
+                await self._runner.run_service_wide(
+                    lambda uow, r=run: SqlReconciliationRuns(uow.sql).release(  # type: ignore[misc]
+                        r.tenant, r.report_id, self._clock()
+                    )
+                )
+            except Exception:  # the lease ends anyway
+                log.warning("could not release reconciliation run %s", run.name, exc_info=True)
 
     # -- Get / List ------------------------------------------------------------------------
 

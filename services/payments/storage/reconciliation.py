@@ -36,6 +36,10 @@ _QUEUE = query(
 _DEQUEUE = query(
     "DELETE FROM reconciliation_runs WHERE tenant_id = :tenant AND report_id = :report_id"
 )
+_RELEASE = query(
+    "UPDATE reconciliation_runs SET lease_until = :now"
+    " WHERE tenant_id = :tenant AND report_id = :report_id"
+)
 _CLAIM_DUE = query(
     "UPDATE reconciliation_runs SET lease_until = :until, attempts = attempts + 1"
     " WHERE (tenant_id, report_id) IN (SELECT tenant_id, report_id FROM reconciliation_runs"
@@ -143,6 +147,10 @@ class SqlReconciliationRuns:
 
     async def dequeue(self, tenant: str, report_id: str) -> None:
         await self._sql.execute(_DEQUEUE, {"tenant": tenant, "report_id": report_id})
+
+    async def release(self, tenant: str, report_id: str, now: datetime) -> None:
+        """End this process's lease on a run it stopped (draining): resume it right away."""
+        await self._sql.execute(_RELEASE, {"tenant": tenant, "report_id": report_id, "now": now})
 
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[DueRun]:
         """Runs whose lease ran out, leased again to the caller."""

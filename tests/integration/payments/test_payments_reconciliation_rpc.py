@@ -9,6 +9,7 @@ the ledger postings and the outbox are read back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from clients.base import ClientSettings
 from clients.channel import create_channel
@@ -83,12 +85,14 @@ class Env:
     def settlements(self) -> str:
         return f"{self.payments.alpha.url}/v1/settlements"
 
-    def service(self, **options: object) -> ReconciliationService:
+    def service(
+        self, reports: SettlementReportsByScheme | None = None, **options: object
+    ) -> ReconciliationService:
         """Another ReconciliationService on the same database (a second process)."""
         return ReconciliationService(
             self.runner,
             psps=lambda: self.psps,
-            reports=self.reports,
+            reports=reports or self.reports,
             ledger=self.ledger,
             postings=self.postings,
             options=ReconciliationOptions(**options),  # type: ignore[arg-type]
@@ -459,3 +463,65 @@ async def finished_or_running(env: Env, name: str) -> rpb.ReconciliationReport:
     )
     report: rpb.ReconciliationReport = reply.report
     return report
+
+
+class Stuck(SettlementReportsByScheme):
+    """The env's adapters, except that downloads never end (a PSP that stopped answering)."""
+
+    def __init__(self, inner: SettlementReportsByScheme) -> None:
+        super().__init__({})
+        self.inner = inner
+        self.fetching = asyncio.Event()
+
+    def check(self, location: str) -> None:
+        self.inner.check(location)
+
+    async def fetch(self, psp: str, location: str) -> str:
+        self.fetching.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_draining_process_hands_its_runs_over_at_once(env):
+    payments = env.payments
+    await payments.route("alpha")
+    await capture(env, 1_200)
+    request = run_request(env, "")
+    request.settlement_report = report_url(env, request)
+    stuck = Stuck(env.reports)
+    draining = env.service(reports=stuck)  # background on, the default 10 minute lease
+    started = await draining.run(payments.tenant, request)
+    await asyncio.wait_for(stuck.fetching.wait(), 5)
+    assert await env.reconciliation.resume_due() == 0  # leased to the draining process
+
+    await draining.close()
+    assert await env.reconciliation.resume_due() == 1  # the lease was released
+    report = await finished(env, started.report.name)
+    assert (report.state, report.matched_count) == (SUCCEEDED, 1)
+    assert len(await completed_events(env, report.name)) == 1
+
+
+async def test_reports_are_seen_by_their_tenant_only_and_never_change_once_final(env):
+    payments = env.payments
+    reply = await payments.call("RunReconciliation", run_request(env, "absent.csv"))
+    assert (await finished(env, reply.report.name)).state == FAILED
+    report_id = reply.report.name.rsplit("/", 1)[-1]
+    async with payments.database.tenant_transaction("someone-else") as session:
+        seen = await session.scalar(text("SELECT count(*) FROM reconciliation_reports"))
+    assert seen == 0
+    other = dataclasses.replace(payments, tenant="someone-else")
+    code, info = await other.fails(
+        "GetReconciliationReport",
+        pb.GetReconciliationReportRequest(name=f"{other.parent}/reconciliationReports/{report_id}"),
+    )
+    assert (code, info.reason) == (grpc.StatusCode.NOT_FOUND, "REPORT_NOT_FOUND")
+    for statement in (
+        "UPDATE reconciliation_reports SET state = 'RUNNING', complete_time = NULL",
+        "DELETE FROM reconciliation_reports",
+    ):
+        with pytest.raises(DBAPIError, match="never changes"):
+            async with payments.database.tenant_transaction(payments.tenant) as session:
+                await session.execute(
+                    text(f"{statement} WHERE report_id = :id"),
+                    {"id": report_id},
+                )

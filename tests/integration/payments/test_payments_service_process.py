@@ -7,14 +7,17 @@ import os
 import signal
 import socket
 import sys
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import httpx
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from commerce.payments.v1 import payments_service_pb2 as pb
 from commerce.payments.v1 import payments_service_pb2_grpc as rpc
+from commerce.payments.v1 import reconciliation_pb2 as rpb
 from commerce.payments.v1 import resources_pb2 as res
 from commerce.payments.v1 import routing_pb2 as rt
 from services.chassis.db.provision import drop_service_database
@@ -50,6 +53,36 @@ async def wait_serving(port: int, process) -> None:
                 pass
             await asyncio.sleep(0.1)
     pytest.fail("payments never reported SERVING")
+
+
+async def reconcile_through_the_process(stub, parent, metadata, sandbox_url: str) -> None:
+    """RunReconciliation as wired by bootstrap: the sandbox PSP's settlement URL is allowed,
+    the run reads storage and the ledger, posts settlement and fee entries, and succeeds."""
+    now = datetime.now(UTC)
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(now - timedelta(hours=1))
+    end.FromDatetime(now + timedelta(hours=1))
+    first, last = (now - timedelta(hours=1)).date(), (now + timedelta(hours=1)).date()
+    started = await stub.RunReconciliation(
+        pb.RunReconciliationRequest(
+            parent=parent,
+            psp="sandbox",
+            start_time=start,
+            end_time=end,
+            settlement_report=f"{sandbox_url}/v1/settlements?from={first}&to={last}",
+            request_id=new_request_id(),
+        ),
+        metadata=metadata,
+    )
+    for _ in range(200):
+        got = await stub.GetReconciliationReport(
+            pb.GetReconciliationReportRequest(name=started.report.name), metadata=metadata
+        )
+        if got.report.state != rpb.RECONCILIATION_STATE_RUNNING:
+            break
+        await asyncio.sleep(0.05)
+    assert got.report.state == rpb.RECONCILIATION_STATE_SUCCEEDED, got.report.failure_reason
+    assert (got.report.matched_count, got.report.difference_count) == (1, 0)
 
 
 async def test_the_process_serves_payments_end_to_end(postgres_admin_url, ledger_stack, tmp_path):
@@ -110,6 +143,7 @@ async def test_the_process_serves_payments_end_to_end(postgres_admin_url, ledger
                 metadata=metadata,
             )
             assert captured.payment.state == res.PAYMENT_STATE_CAPTURED
+            await reconcile_through_the_process(stub, parent, metadata, sandbox.url)
         async with httpx.AsyncClient() as client:
             forged = await client.post(
                 f"http://127.0.0.1:{webhook_port}/v1/webhooks/sandbox",
