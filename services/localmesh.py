@@ -258,6 +258,10 @@ class LocalMesh:
                     **{f"COMMERCE_GATEWAY_{s.upper()}_ADDR": self.url(s) for s in serving},
                 }
             )
+            if any(r.part.key == "traceviewer" for r in self.running):
+                env["COMMERCE_GATEWAY_ZIPKIN_ENDPOINT"] = traceviewer.spans_endpoint(
+                    self.ports["traceviewer"]
+                )
             return env
         if part.service is None:  # the PSP sandbox: it notifies payments through the REST facade
             env["SANDBOX_WEBHOOK_SECRET"] = self.secret("psp-sandbox-webhook")

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -39,16 +41,23 @@ type Config struct {
 	MaxBodyBytes    int64
 	OpenAPIPath     string // the generated spec, served at /openapi.json
 	ShutdownTimeout time.Duration
+	Telemetry       TelemetryConfig // read by main to build TracerProvider
+	// TracerProvider makes the gateway's spans (telemetry.go); nil means the global provider
+	// (a no-op unless set), which still continues an incoming traceparent.
+	TracerProvider trace.TracerProvider
 }
 
 // Headers forwarded to the services as gRPC metadata (lower-cased). Authorization is forwarded
-// by grpc-gateway itself.
+// by grpc-gateway itself. Trace context is not a forwarded header: otelgrpc injects the
+// gateway's own span context (telemetry.go), the one propagation path.
 var forwardedHeaders = map[string]string{
 	"Idempotency-Key": "idempotency-key", // mapped onto request_id by the services (see README)
-	"Traceparent":     "traceparent",
-	"Tracestate":      "tracestate",
 	"X-Request-Id":    "x-request-id",
 }
+
+// traceMetadata may not be set through grpc-gateway's `Grpc-Metadata-<key>` headers: that
+// would be a second, unchecked path for trace context into the services.
+var traceMetadata = map[string]bool{"traceparent": true, "tracestate": true, "baggage": true}
 
 type registrar func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
 
@@ -83,8 +92,13 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	provider := cfg.TracerProvider
+	if provider == nil {
+		provider = otel.GetTracerProvider()
+	}
 	mux := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(matchHeader),
+		runtime.WithMiddlewares(routeSpans),
 		// proto3 JSON: lowerCamelCase names, int64 as strings, enums as names, unknown fields
 		// rejected. HttpBody responses (rendered documents) are written as raw bytes.
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
@@ -102,7 +116,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		if addr == "" {
 			continue
 		}
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(clientTracing(provider)),
+		)
 		if err != nil {
 			gw.Close()
 			return nil, fmt.Errorf("dial %s at %s: %w", name, addr, err)
@@ -124,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	})
 	root.HandleFunc("GET /docs", serveDocs)
 	root.Handle("/", allow.requireBearer(allow.customMethods(webhookBody(mux))))
-	gw.Handler = withRequestID(withLimits(root, cfg))
+	gw.Handler = traced(withRequestID(withLimits(routeServeMux(root), cfg)), provider)
 	return gw, nil
 }
 
@@ -132,7 +149,11 @@ func matchHeader(key string) (string, bool) {
 	if md, ok := forwardedHeaders[textproto.CanonicalMIMEHeaderKey(key)]; ok {
 		return md, true
 	}
-	return runtime.DefaultHeaderMatcher(key)
+	md, ok := runtime.DefaultHeaderMatcher(key)
+	if ok && traceMetadata[strings.ToLower(md)] {
+		return "", false
+	}
+	return md, ok
 }
 
 // withLimits caps the request body and gives every call a deadline unless it sets its own.

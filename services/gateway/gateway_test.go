@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -97,11 +98,18 @@ func (fakeInvoicing) RenderInvoice(_ context.Context, req *invoicingv1.RenderInv
 
 type harness struct {
 	url      string
+	addr     string // the fake services' gRPC address
 	ledger   *fakeLedger
 	payments *fakePayments
 }
 
 func start(t *testing.T) *harness {
+	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith serves the gateway with the given tracer provider (nil: the global one).
+func startWith(t testing.TB, provider trace.TracerProvider) *harness {
 	t.Helper()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -119,6 +127,7 @@ func start(t *testing.T) *harness {
 	gw, err := New(context.Background(), Config{
 		Backends:     map[string]string{"ledger": addr, "payments": addr, "invoicing": addr},
 		MaxBodyBytes: 4096, OpenAPIPath: "../../gen/openapi/commerce.swagger.json",
+		TracerProvider: provider,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +135,7 @@ func start(t *testing.T) *harness {
 	t.Cleanup(gw.Close)
 	web := httptest.NewServer(gw.Handler)
 	t.Cleanup(web.Close)
-	h.url = web.URL
+	h.url, h.addr = web.URL, addr
 	return h
 }
 
@@ -214,6 +223,8 @@ func TestACallWithoutATokenIs401BeforeItsBodyIsRead(t *testing.T) {
 	}
 }
 
+// Without a tracer provider (no exporter) the caller's traceparent still reaches the services,
+// now by otelgrpc's injection; gateway_tracing_test.go covers the traced gateway.
 func TestHeadersReachTheServiceAsMetadata(t *testing.T) {
 	h := start(t)
 	resp, _ := call(t, "POST", h.url+"/v1/tenants/acme/accounts", `{"code":"CASH","currencyCode":"USD"}`, map[string]string{

@@ -41,7 +41,18 @@ func config() (Config, error) {
 	if err != nil || maxBody <= 0 {
 		return Config{}, fmt.Errorf("COMMERCE_GATEWAY_MAX_BODY_BYTES: want a positive integer")
 	}
+	ratio, err := strconv.ParseFloat(env("COMMERCE_GATEWAY_SAMPLE_RATIO", "1"), 64)
+	if err != nil || ratio < 0 || ratio > 1 {
+		return Config{}, fmt.Errorf("COMMERCE_GATEWAY_SAMPLE_RATIO: want a number from 0 to 1")
+	}
 	cfg := Config{Backends: map[string]string{}, ShutdownTimeout: 15 * time.Second}
+	// The OTLP endpoint: ours, else the standard OTel variables (the collector component sets
+	// OTEL_EXPORTER_OTLP_ENDPOINT). Neither set and no Zipkin endpoint: nothing is exported.
+	otlp := env("COMMERCE_GATEWAY_OTLP_ENDPOINT", env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")))
+	flag.StringVar(&cfg.Telemetry.OTLPEndpoint, "otlp-endpoint", otlp, "OTLP/gRPC trace collector URL, e.g. http://otel-collector:4317")
+	flag.StringVar(&cfg.Telemetry.ZipkinEndpoint, "zipkin-endpoint", os.Getenv("COMMERCE_GATEWAY_ZIPKIN_ENDPOINT"), "Zipkin v2 spans URL, e.g. http://127.0.0.1:9411/api/v2/spans")
+	flag.Float64Var(&cfg.Telemetry.SampleRatio, "sample-ratio", ratio, "share of new traces sampled (a caller's sampled trace is always continued)")
+	flag.StringVar(&cfg.Telemetry.ServiceVersion, "service-version", env("COMMERCE_GATEWAY_SERVICE_VERSION", "dev"), "service.version of the spans")
 	flag.StringVar(&cfg.Addr, "addr", env("COMMERCE_GATEWAY_ADDR", "127.0.0.1:8080"), "listen address")
 	flag.StringVar(&cfg.OpenAPIPath, "openapi", env("COMMERCE_GATEWAY_OPENAPI", "gen/openapi/commerce.swagger.json"), "OpenAPI spec to serve")
 	flag.DurationVar(&cfg.RequestTimeout, "timeout", timeout, "default deadline of a call that sets none")
@@ -55,6 +66,15 @@ func config() (Config, error) {
 	for name, addr := range addrs {
 		cfg.Backends[name] = *addr
 	}
+	if cfg.Telemetry.SampleRatio < 0 || cfg.Telemetry.SampleRatio > 1 {
+		return Config{}, fmt.Errorf("-sample-ratio: want a number from 0 to 1")
+	}
+	if err := checkEndpoint("OTLP endpoint", cfg.Telemetry.OTLPEndpoint); err != nil {
+		return Config{}, err
+	}
+	if err := checkEndpoint("Zipkin endpoint", cfg.Telemetry.ZipkinEndpoint); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 
@@ -65,6 +85,28 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	return serve(ctx, cfg, func(addr net.Addr) {
+		// The one line callers (make run, tests) wait for.
+		fmt.Printf("listening on http://%s\n", addr)
+	})
+}
+
+// serve runs the gateway until ctx ends (SIGINT/SIGTERM), then drains the requests in flight
+// and, last, flushes their spans to the exporters.
+func serve(ctx context.Context, cfg Config, listening func(net.Addr)) error {
+	provider, shutdownTracing, err := newTracerProvider(ctx, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	// Runs last, after the drain: the spans of the requests it let finish are exported too.
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(flushCtx); err != nil {
+			slog.Warn("flushing spans failed", "error", err)
+		}
+	}()
+	cfg.TracerProvider = provider
 	gw, err := New(ctx, cfg)
 	if err != nil {
 		return err
@@ -82,8 +124,7 @@ func run() error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	// The one line callers (make run, tests) wait for.
-	fmt.Printf("listening on http://%s\n", listener.Addr())
+	listening(listener.Addr())
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
 	select {
