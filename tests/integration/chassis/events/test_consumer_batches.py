@@ -38,7 +38,8 @@ async def one_worker(consumer_db, topology):
 async def test_a_failure_in_a_batch_retries_only_its_own_message(
     kit, one_worker, running_relay, tap
 ):
-    transactions: dict[str, list[int]] = {}  # ce-id -> [transaction id of each application that committed or not]
+    # ce-id -> [transaction id of each application, committed or not]
+    transactions: dict[str, list[int]] = {}
     failed: list[str] = []
 
     async def handler(session, event, envelope):
