@@ -23,6 +23,8 @@ GATEWAY := .tools/bin/gateway
 # go.mod its dependencies would lift k8s.io/api under kustomize and kube-score.
 PROMETHEUS_MODULE_VERSION := v0.315.0
 STAMP_PROMTOOL := .tools/promtool-module/.installed-$(PROMETHEUS_MODULE_VERSION)
+# HTTP and gRPC load generators for `make bench` (bench/gateway), each in its own module.
+BENCH_TOOLS := .tools/bin/hey .tools/bin/ghz
 # The local trace viewer of `make run` (Zipkin from Maven Central, docs/adr/0018).
 TRACE_VIEWER := .tools/zipkin/zipkin-server-3.6.1-exec.jar
 
@@ -61,6 +63,12 @@ $(STAMP_PROMTOOL):
 	  go get -tool github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_MODULE_VERSION) && \
 	  GOBIN=$(CURDIR)/.tools/bin go install tool
 	touch $@
+
+.tools/bin/hey:
+	GOFLAGS= GOBIN=$(CURDIR)/.tools/bin go install github.com/rakyll/hey@v0.1.4
+
+.tools/bin/ghz:
+	GOFLAGS= GOBIN=$(CURDIR)/.tools/bin go install github.com/bojand/ghz/cmd/ghz@v0.121.0
 
 $(TRACE_VIEWER): scripts/install-trace-viewer.sh
 	scripts/install-trace-viewer.sh
@@ -123,13 +131,18 @@ test: lint breaking check-generated k8s-check monitoring-check ## everything CI 
 	go test -count=1 ./services/...
 	pytest -q
 
-soak: deps ## the long runs: ledger 10,000 transfers by 32 workers; relay killed 100 times
+soak: deps ## the long runs: 10,000 ledger transfers, 100 relay kills, 200 checkout crashes, a long fuzz run
 	LEDGER_SOAK=1 pytest tests/integration/ledger/test_concurrent_transfers.py -q --timeout=1800
 	COMMERCE_EVENTS_SOAK_CRASHES=100 pytest tests/integration/chassis/events/test_relay_crash.py -q
+	CHECKOUT_SOAK=1 pytest tests/integration/checkout/test_crash_matrix.py -q --timeout=1800
+	COMMERCE_FUZZ_EXAMPLES=50 pytest tests/e2e/test_rest_fuzz.py -q --timeout=3600
 
-bench: deps ## benchmarks, reported as ratios to the same run's baselines (see bench/)
+bench: deps $(BENCH_TOOLS) ## benchmarks, reported as ratios to the same run's baselines (see bench/)
 	$(VENV)/bin/python -m bench.ledger
 	$(VENV)/bin/python -m bench.events --output bench/events/results.json
+	$(VENV)/bin/python -m bench.payments
+	$(VENV)/bin/python -m bench.checkout --json bench/checkout/results.json
+	$(VENV)/bin/python -m bench.gateway
 
 run: deps ## start what exists of the mesh locally (see README)
 	$(VENV)/bin/python -m services.devrun

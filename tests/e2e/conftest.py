@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from services.localmesh import DEV_PORTS, LocalMesh, free_ports
-
-FUZZ_REQUESTS: list[str] = []  # operations schemathesis called (tests/e2e/test_rest_fuzz.py)
+from tests.e2e.support import FUZZ_REQUESTS, running
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -51,13 +50,6 @@ async def mesh() -> AsyncIterator[LocalMesh]:
         failed = await mesh.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     assert failed == [], f"parts exited abnormally: {failed}"
-
-
-def running(mesh: LocalMesh, *keys: str) -> None:
-    """Skip unless these parts run (a service that is not built yet has no process)."""
-    missing = [k for k in keys if all(r.part.key != k for r in mesh.running)]
-    if missing:
-        pytest.skip(f"not built yet: {', '.join(missing)}")
 
 
 @pytest.fixture(scope="session")

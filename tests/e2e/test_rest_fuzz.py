@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from services.localmesh import GRPC_SERVICES, LocalMesh
-from tests.e2e.conftest import FUZZ_REQUESTS
+from tests.e2e.support import FUZZ_REQUESTS
 
 EXAMPLES = int(os.environ.get("COMMERCE_FUZZ_EXAMPLES", "8"))
 SERVICE_TAGS = {f"{s.capitalize()}Service": s for s in GRPC_SERVICES}

@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from services.localmesh import LocalMesh
-from tests.e2e.conftest import running
+from tests.e2e.support import running
 
 ASSET = "ACCOUNT_TYPE_ASSET"
 

@@ -1,0 +1,1 @@
+"""PlaceOrder throughput and latency through gRPC beside the same run's bare gRPC echo rate."""

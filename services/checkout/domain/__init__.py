@@ -1,0 +1,1 @@
+"""Pure checkout domain: checkouts, quotes, tax, orders and the payment saga."""

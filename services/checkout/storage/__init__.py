@@ -1,0 +1,1 @@
+"""PostgreSQL storage of checkouts, orders, saga steps, idempotency keys and the outbox."""
