@@ -42,7 +42,7 @@ from services.chassis.events.subject import InvalidSubjectError, tenant_of_subje
 from services.chassis.events.topology import Subscription
 
 _log = logging.getLogger(__name__)
-TRACER_NAME = "commerce.events"
+TRACER_NAME = tracecontext.TRACER_NAME
 
 EventT = TypeVar("EventT", bound=Message)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]

@@ -23,11 +23,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from services.chassis.db.database import Database
 from services.chassis.db.settings import libpq_conninfo
-from services.chassis.events import outbox_store, pubsub, retention
+from services.chassis.events import outbox_store, pubsub, retention, tracecontext
+from services.chassis.events.envelope import Envelope
 from services.chassis.events.metrics import RelayMetrics
 from services.chassis.events.outbox import NOTIFY_CHANNEL
 from services.chassis.events.outbox_store import OutboxRecord
@@ -58,6 +61,7 @@ class Relay:
         outbox_retention: timedelta | None = None,
         prune_interval_s: float = 60.0,
         min_round_interval_s: float = 0.05,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -78,6 +82,8 @@ class Relay:
         self._prune_interval_s = prune_interval_s
         self._min_round_interval_s = min_round_interval_s
         self.metrics = RelayMetrics(topic_path, meter_provider)
+        self._tracer = trace.get_tracer(tracecontext.TRACER_NAME, tracer_provider=tracer_provider)
+        self._topic_id = topic_path.rsplit("/", 1)[-1]
 
     async def publish_once(self) -> int:
         """Claim one batch, publish it and mark it; returns how many rows were claimed."""
@@ -214,19 +220,45 @@ class Relay:
 
     def _send(self, record: OutboxRecord) -> Awaitable[str]:
         envelope = record.envelope
+        attributes = envelope.attributes()
+        span = self._producer_span(envelope, attributes)
         try:
             future = self._publisher.publish(
                 self._topic,
                 envelope.data,
                 ordering_key=envelope.subject,
                 timeout=self._publish_timeout_s,
-                **envelope.attributes(),
+                **attributes,
             )
         except Exception as error:  # noqa: BLE001 - reported per record, like a failed future
             failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             failed.set_exception(error)
-            return failed
-        return pubsub.wait_published(future)
+            future_or_failure: Awaitable[str] = failed
+        else:
+            future_or_failure = pubsub.wait_published(future)
+        return future_or_failure if span is None else _ended(span, future_or_failure)
+
+    def _producer_span(self, envelope: Envelope, attributes: dict[str, str]) -> Span | None:
+        """A PRODUCER span under the staging RPC's span (the outbox row's traceparent), whose
+        context replaces it in the message: the consumer's span becomes its child. Events
+        staged outside any trace are published without one."""
+        if not envelope.traceparent:
+            return None
+        span = self._tracer.start_span(
+            f"{self._topic_id} publish",
+            context=tracecontext.extract(envelope.trace_carrier()),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "gcp_pubsub",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self._topic_id,
+                "messaging.gcp_pubsub.message.ordering_key": envelope.subject,
+                "cloudevents.event_id": envelope.id,
+                "cloudevents.event_type": envelope.type,
+            },
+        )
+        attributes.update(tracecontext.capture(trace.set_span_in_context(span)))
+        return span
 
     def _on_failure(self, subject: str, unpublished: int, error: BaseException) -> None:
         # The client pauses an ordering key after a failed publish and rejects the key's later
@@ -243,6 +275,21 @@ class Relay:
         for record in published:
             self.metrics.lag.record((now - record.created_at).total_seconds(), attributes)
         self.metrics.published.add(len(published), attributes)
+
+
+async def _ended(span: Span, publishing: Awaitable[str]) -> str:
+    """Await the publish and end its span with the outcome (and Pub/Sub's message id)."""
+    try:
+        message_id = await publishing
+    except BaseException as error:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        raise
+    else:
+        span.set_attribute("messaging.message.id", message_id)
+        return message_id
+    finally:
+        span.end()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

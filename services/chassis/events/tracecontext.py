@@ -11,13 +11,15 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 # of the message format, not a deployment choice.
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACEPARENT = "traceparent"
+TRACER_NAME = "commerce.events"  # the relay's PRODUCER and the consumers' CONSUMER spans
 TRACESTATE = "tracestate"
 
 
-def capture() -> dict[str, str]:
-    """`traceparent` (and `tracestate` if any) of the current span; empty outside a span."""
+def capture(context: Context | None = None) -> dict[str, str]:
+    """`traceparent` (and `tracestate` if any) of the current span (or of `context`'s);
+    empty outside a span."""
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    _PROPAGATOR.inject(carrier, context=context)
     return carrier
 
 
