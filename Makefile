@@ -28,7 +28,7 @@ BENCH_TOOLS := .tools/bin/hey .tools/bin/ghz
 # The local trace viewer of `make run` (Zipkin from Maven Central, docs/adr/0018).
 TRACE_VIEWER := .tools/zipkin/zipkin-server-3.6.1-exec.jar
 
-.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run clean k8s-check monitoring-check soak bench
+.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run demo clean k8s-check monitoring-check soak bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -146,6 +146,9 @@ bench: deps $(BENCH_TOOLS) ## benchmarks, reported as ratios to the same run's b
 
 run: deps ## start what exists of the mesh locally (see README)
 	$(VENV)/bin/python -m services.devrun
+
+demo: deps ## one checkout through the whole mesh (REST), its invoice, balances and trace; then stop
+	$(VENV)/bin/python -m services.devrun demo
 
 clean: ## remove installed toolchains and local state (not gen/)
 	rm -rf $(VENV) node_modules .tools .deps .data *.egg-info

@@ -36,7 +36,7 @@ class Balance:
     net_debit: int
 
     def __str__(self) -> str:
-        return f"{self.currency} {self.posted} (minor units)"
+        return f"{self.currency} {self.posted}"
 
 
 @dataclass
