@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,7 +111,7 @@ async def run() -> int:
     return 1 if failed or stopper not in done else 0
 
 
-async def demo() -> int:
+async def demo(screenshot: Path | None = None) -> int:
     """`make demo`: the mesh on free ports in a throwaway directory, one checkout through the
     REST facade, its figures and its trace, then everything stopped. Exit 1 if any step fails."""
     data_dir = Path(tempfile.mkdtemp(prefix="commerce-demo-"))
@@ -145,6 +146,9 @@ async def demo() -> int:
         viewer = traceviewer.base_url(mesh.ports["traceviewer"])
         spans = await demo_flow.trace_services(viewer, journey.trace_id)
         _print_journey(journey, spans, mesh)
+        if screenshot is not None:
+            link = traceviewer.trace_link(journey.trace_id, mesh.ports["traceviewer"])
+            await asyncio.to_thread(_screenshot, link, screenshot)
     except (PartFailedError, demo_flow.JourneyError) as failure:
         print(f"\ndemo failed: {failure}", file=sys.stderr)
         return 1
@@ -156,6 +160,23 @@ async def demo() -> int:
         for key, code in failed:
             print(f"  {key} exited with {code}", file=sys.stderr)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _screenshot(url: str, target: Path) -> None:
+    """The viewer's page for the trace, rendered by headless Chromium (Debian's package)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise demo_flow.JourneyError("--screenshot needs Chromium: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(  # noqa: S603 - the system's Chromium, our own loopback URL
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars",
+             "--window-size=1600,1100", "--virtual-time-budget=20000",
+             f"--screenshot={target.resolve()}", url],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    print(f"Screenshot {target}")
 
 
 def _print_journey(
@@ -181,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     """`run` (default) or `token`."""
     parser = argparse.ArgumentParser(prog="python -m services.devrun", description=__doc__)
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("demo", help="one checkout through the whole mesh, then stop")
+    demo_command = commands.add_parser("demo", help="one checkout through the mesh, then stop")
+    demo_command.add_argument(
+        "--screenshot", type=Path, help="also save the viewer's page of the trace (Chromium)"
+    )
     token = commands.add_parser("token", help="print a JWT the local services accept")
     token.add_argument("--tenant", default="acme")
     token.add_argument("--role", dest="roles", action="append", default=None)
@@ -192,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(dev_token(args.tenant, args.roles or ["tenant_admin"], args.subject, args.ttl))
         return 0
     if args.command == "demo":
-        return asyncio.run(demo())
+        return asyncio.run(demo(args.screenshot))
     return asyncio.run(run())
 
 
