@@ -80,6 +80,8 @@ PARTS: tuple[Part, ...] = (
          "services.invoicing", args=("relay",), worker=True),
     Part("invoicing-consumer", "invoicing event consumer", 7, "grpc", "invoicing",
          "services.invoicing", args=("consume",), worker=True),
+    Part("invoicing-ledger-poster", "invoicing ledger poster", 7, "grpc", "invoicing",
+         "services.invoicing", args=("post-ledger",), worker=True),
     Part("gateway", "REST gateway (grpc-gateway)", 8, "http", binary="gateway"),
 )  # fmt: skip
 

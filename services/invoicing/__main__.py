@@ -1,14 +1,16 @@
-"""`python -m services.invoicing [serve|relay|consume|tie-out ...]`: the service, its outbox
-relay, its event consumer (each until SIGTERM), or a one-off tie-out report."""
+"""`python -m services.invoicing [serve|relay|consume|post-ledger|tie-out ...]`: the service,
+its outbox relay, its event consumer, its ledger poster (each until SIGTERM), or a one-off
+tie-out report."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from services.invoicing.bootstrap import consume, relay, serve
+from services.invoicing.bootstrap import consume, post_ledger, relay, serve
 
-COMMANDS = {"serve": serve, "relay": relay, "consume": consume}
+USAGE = "usage: python -m services.invoicing [serve|relay|consume|post-ledger|tie-out ...]"
+COMMANDS = {"serve": serve, "relay": relay, "consume": consume, "post-ledger": post_ledger}
 
 
 def main() -> None:
@@ -18,7 +20,7 @@ def main() -> None:
 
         sys.exit(tie_out_cli(sys.argv[2:]))
     if command not in COMMANDS:
-        sys.exit("usage: python -m services.invoicing [serve|relay|consume|tie-out ...]")
+        sys.exit(USAGE)
     asyncio.run(COMMANDS[command]())
 
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+import jwt
+
+from clients.base import ClientSettings
 from clients.channel import create_channel
 from clients.services import LedgerClient, PaymentsClient
 from commerce.invoicing.v1 import invoicing_service_pb2 as pb
@@ -18,6 +24,7 @@ from services.chassis.db.embedded import EmbeddedPostgres
 from services.chassis.db.settings import DatabaseSettings, load_database_settings
 from services.chassis.events import pubsub
 from services.chassis.events.consumer import ConsumerSettings
+from services.chassis.events.dead_letter import DeadLetterMonitor
 from services.chassis.events.mesh import MESH_TOPOLOGY
 from services.chassis.events.relay import Relay
 from services.chassis.events.topology import events_topic
@@ -35,10 +42,12 @@ from services.invoicing.consumer import (
 )
 from services.invoicing.domain.ports import LedgerView, PaymentsView
 from services.invoicing.downstream import GrpcLedgerView, GrpcPaymentsView, LedgerAccounts
+from services.invoicing.ledger_poster import LedgerPoster, PosterSettings, PostingWorker
 from services.invoicing.storage.unit_of_work import SqlTransactionRunner
 from services.invoicing.tie_out import TieOutService, ViewsFor
 
 log = logging.getLogger(__name__)
+SERVICE_ROLE = "service:invoicing"
 MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
 
 
@@ -74,6 +83,34 @@ def grpc_views(settings: InvoicingSettings) -> ViewsFor:
         )
 
     return views
+
+
+def ledger_token_provider(settings: InvoicingSettings) -> Callable[[], str]:
+    """The bearer token of the `service:invoicing` identity toward the ledger (the poster)."""
+    if settings.ledger_token_file is not None:
+        path = settings.ledger_token_file
+        return lambda: path.read_text().strip()
+    if settings.ledger_token is not None:
+        value = settings.ledger_token.get_secret_value()
+        return lambda: value
+    auth = settings.auth
+    if not all(a.startswith("HS") for a in auth.algorithms):
+        raise ValueError("set ledger_token_file: the ledger poster needs a token for the ledger")
+    secret = auth.verification_key()  # an HMAC secret (from auth.key or auth.key_file)
+
+    def sign() -> str:
+        now = int(time.time())
+        claims = {
+            "sub": SERVICE,
+            "roles": [SERVICE_ROLE],
+            "iss": auth.issuer,
+            "aud": auth.audience,
+            "iat": now,
+            "exp": now + 300,
+        }
+        return jwt.encode(claims, secret, algorithm=auth.algorithms[0])
+
+    return sign
 
 
 async def connect(
@@ -168,18 +205,70 @@ async def consume() -> None:
         ),
     ]
 
+    interval = settings.dead_letter_check_interval_seconds
+    subscriber = pubsub.subscriber() if interval is not None else None
+
     async def work(stop: asyncio.Event) -> None:
         for consumer in consumers:
             await consumer.start()
+        depth = None
+        if subscriber is not None and interval is not None:
+            monitor = DeadLetterMonitor(
+                subscriber,
+                project,
+                [CHECKOUT_SUBSCRIPTION, PAYMENTS_SUBSCRIPTION],
+                limit=settings.dead_letter_count_limit,
+            )
+            depth = asyncio.create_task(monitor.run(stop, interval), name="dead-letter-depth")
         try:
             await stop.wait()
         finally:
             for consumer in consumers:
                 await consumer.stop()
+            if depth is not None:  # a reading in progress is not worth waiting for
+                depth.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await depth
 
     try:
         await run_worker("invoicing-consumer", settings.worker, work)
     finally:
+        if subscriber is not None:
+            subscriber.close()
+        await database.dispose()
+        telemetry.shutdown()
+        if embedded is not None:
+            embedded.stop()
+
+
+async def post_ledger() -> None:
+    """`python -m services.invoicing post-ledger`: post the revenue, tax, receivable and
+    customer-funds journals `ledger_postings_due` holds to the ledger until SIGTERM."""
+    settings = InvoicingSettings()
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = configure_telemetry(SERVICE, settings.telemetry)
+    database, embedded = await connect(settings, load_database_settings(SERVICE))
+    channel = create_channel(settings.ledger_addr)
+    client = LedgerClient(
+        channel,
+        ClientSettings(
+            default_timeout=settings.ledger_timeout_seconds,
+            token_provider=ledger_token_provider(settings),
+        ),
+    )
+    worker = PostingWorker(
+        database,
+        LedgerPoster(client, timeout=settings.ledger_timeout_seconds),
+        PosterSettings(
+            batch_size=settings.poster_batch_size,
+            idle_seconds=settings.poster_idle_seconds,
+            retention=timedelta(days=settings.poster_retention_days),
+        ),
+    )
+    try:
+        await run_worker("invoicing-ledger-poster", settings.worker, worker.run)
+    finally:
+        await channel.close(None)
         await database.dispose()
         telemetry.shutdown()
         if embedded is not None:

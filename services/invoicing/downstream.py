@@ -143,10 +143,23 @@ def _refund(payment: str, refund: pres.Refund) -> RefundRecord:
 
 @dataclass(frozen=True, slots=True)
 class LedgerAccounts:
-    """Which ledger accounts hold revenue and tax payable (resource ids, per tenant's chart)."""
+    """Which ledger accounts hold revenue and tax payable (resource ids, per tenant's chart;
+    an id ending in `*` matches every account id starting with the rest)."""
 
     revenue: frozenset[str]
     tax: frozenset[str]
+
+    @staticmethod
+    def _matches(account: str, patterns: frozenset[str]) -> bool:
+        return account in patterns or any(
+            p.endswith("*") and account.startswith(p[:-1]) for p in patterns
+        )
+
+    def is_revenue(self, account: str) -> bool:
+        return self._matches(account, self.revenue)
+
+    def is_tax(self, account: str) -> bool:
+        return self._matches(account, self.tax)
 
 
 class GrpcLedgerView(LedgerView):
@@ -192,10 +205,10 @@ class GrpcLedgerView(LedgerView):
         currency = ""
         for posting in entry.postings:
             account = posting.account.rsplit("/", 1)[-1]
-            if account in self._accounts.revenue:
+            if self._accounts.is_revenue(account):
                 revenue -= posting.amount.amount_minor
                 currency = posting.amount.currency_code
-            elif account in self._accounts.tax:
+            elif self._accounts.is_tax(account):
                 tax -= posting.amount.amount_minor
                 currency = posting.amount.currency_code
         if not currency:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.chassis import ids
 from services.invoicing.domain import errors
 from services.invoicing.domain.credit_notes import CreditNoteReason, LineCredit
 from services.invoicing.domain.invoices import (
@@ -22,11 +23,11 @@ _DOCUMENTS = uuid.UUID("6f1f7a53-8a3c-4c59-9d7e-8e0f1c0b2a11")
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    return ids.random_id()
 
 
 def derived_id(source: str) -> str:
-    return uuid.uuid5(_DOCUMENTS, source).hex
+    return ids.stable_id(_DOCUMENTS, source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import TypeVar
 from services.invoicing.domain.credit_notes import CreditNote
 from services.invoicing.domain.events import InvoicingEvent
 from services.invoicing.domain.invoices import Invoice, InvoiceSource, InvoiceState
+from services.invoicing.domain.journals import Journal
 from services.invoicing.domain.numbering import NumberingConfig
 from services.invoicing.domain.tie_out import CapturedPayment, LedgerPosting, RefundRecord
 
@@ -146,6 +147,14 @@ class Outbox(abc.ABC):
     async def stage(self, events: Sequence[InvoicingEvent]) -> None: ...
 
 
+class LedgerQueue(abc.ABC):
+    """Journals owed to the ledger, recorded in the change's transaction; a worker posts them."""
+
+    @abc.abstractmethod
+    async def queue(self, journals: Sequence[Journal]) -> None:
+        """Record the journals (one already recorded under the same id is left as it is)."""
+
+
 class UnitOfWork(abc.ABC):
     """One tenant transaction; leaving it without an error commits."""
 
@@ -156,6 +165,7 @@ class UnitOfWork(abc.ABC):
     numbering: NumberingConfigs
     outbox: Outbox
     idempotency: IdempotencyKeys
+    ledger: LedgerQueue
 
     @abc.abstractmethod
     def now(self) -> datetime: ...

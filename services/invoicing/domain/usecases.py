@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from services.invoicing.domain import errors
+from services.invoicing.domain import errors, journals
 from services.invoicing.domain.commands import (
     Capture,
     CheckoutInvoice,
@@ -152,6 +152,7 @@ async def issue_invoice(uow: UnitOfWork, invoice_id: str, etag: str) -> Invoice:
     invoice.issue(await draw_number(uow, DocumentKind.INVOICE, now), now)
     await uow.invoices.save(invoice)
     await uow.outbox.stage([InvoiceIssued(invoice)])
+    await uow.ledger.queue(journals.invoice_issued(invoice))
     return invoice
 
 
@@ -182,6 +183,7 @@ async def _record(
     invoice.record_payment(payment, now)
     if invoice.changes:
         await uow.invoices.save(invoice)
+        await uow.ledger.queue(journals.payment_applied(invoice, payment))
     if "paid" in invoice.changes:
         await uow.outbox.stage([InvoicePaid(invoice, payment)])
 
@@ -193,6 +195,7 @@ async def void_invoice(uow: UnitOfWork, invoice_id: str, etag: str, reason: str)
     await uow.invoices.save(invoice)
     if "voided" in invoice.changes:
         await uow.outbox.stage([InvoiceVoided(invoice)])
+        await uow.ledger.queue(journals.invoice_voided(invoice))
     return invoice
 
 
@@ -252,6 +255,7 @@ async def create_credit_note(
     if "paid" in invoice.changes:
         events.append(InvoicePaid(invoice, None))
     await uow.outbox.stage(events)
+    await uow.ledger.queue(journals.credit_note_issued(note))
     return note
 
 
@@ -267,6 +271,7 @@ async def void_credit_note(
     await uow.credit_notes.save(note)
     await uow.invoices.save(invoice)
     await uow.outbox.stage([CreditNoteVoided(note, invoice)])
+    await uow.ledger.queue(journals.credit_note_voided(note))
     return note
 
 
@@ -300,6 +305,7 @@ async def invoice_checkout(uow: UnitOfWork, checkout: CheckoutInvoice) -> Invoic
     # to commit, so the rest is one insert (with the payment) and the events.
     invoice.issue(await draw_number(uow, DocumentKind.INVOICE, now), now)
     events: list[InvoicingEvent] = [InvoiceIssued(invoice)]
+    owed = journals.invoice_issued(invoice)
     if paid:
         payment = InvoicePayment(
             payment=checkout.payment,
@@ -308,10 +314,12 @@ async def invoice_checkout(uow: UnitOfWork, checkout: CheckoutInvoice) -> Invoic
             capture_reference=checkout.capture_reference,
         )
         invoice.record_payment(payment, now)
+        owed += journals.payment_applied(invoice, payment)
         if "paid" in invoice.changes:
             events.append(InvoicePaid(invoice, payment))
     await uow.invoices.add(invoice)
     await uow.outbox.stage(events)
+    await uow.ledger.queue(owed)
     return invoice
 
 

@@ -19,6 +19,7 @@ from services.invoicing.storage.credit_notes import SqlCreditNotes
 from services.invoicing.storage.failures import as_domain_error, is_transient
 from services.invoicing.storage.idempotency import SqlIdempotencyKeys
 from services.invoicing.storage.invoices import SqlInvoices
+from services.invoicing.storage.ledger_queue import SqlLedgerQueue
 from services.invoicing.storage.numbering import SqlCounters, SqlNumberingConfigs
 from services.invoicing.storage.outbox import SqlOutbox
 
@@ -42,6 +43,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.numbering = SqlNumberingConfigs(session, tenant)
         self.outbox = SqlOutbox(session)
         self.idempotency = SqlIdempotencyKeys(session, tenant)
+        self.ledger = SqlLedgerQueue(session, tenant)
 
     def now(self) -> datetime:
         return datetime.now(UTC)

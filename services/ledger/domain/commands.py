@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from services.chassis.ids import random_id
 from services.ledger.domain.accounts import AccountSpec
 from services.ledger.domain.entries import EntryDraft, TraceLink
 from services.ledger.domain.ports import IdempotencyKey
@@ -15,8 +15,8 @@ DEFAULT_HOLD_TTL = timedelta(days=7)
 
 
 def new_id() -> str:
-    """A server-assigned resource id."""
-    return uuid.uuid4().hex
+    """A server-assigned resource id (never one the card-data guard would refuse)."""
+    return random_id()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,20 @@
 """A real invoicing for the tests: migrated PostgreSQL, the real servicer on a chassis server,
-JWTs, a tenant-bound client, the Pub/Sub API server (pstest build), and tie-out views over
-payments/ledger data the test controls."""
+JWTs, a tenant-bound client, the Pub/Sub API server (pstest build), tie-out views over
+payments/ledger data the test controls, and a real ledger server (its own database) for the
+ledger poster and the tie-out over real postings."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import time
+import tomllib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,16 +24,23 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.base import ClientSettings
+from clients.services import LedgerClient
 from commerce.checkout.v1 import events_pb2 as checkout_events
 from commerce.checkout.v1 import quote_pb2
 from commerce.invoicing.v1 import invoicing_service_pb2 as pb
 from commerce.invoicing.v1 import invoicing_service_pb2_grpc as rpc
 from commerce.invoicing.v1 import resources_pb2 as res
+from commerce.ledger.v1 import ledger_service_pb2 as lpb
+from commerce.ledger.v1 import ledger_service_pb2_grpc as lrpc
+from commerce.ledger.v1 import resources_pb2 as lres
 from commerce.type.v1.ids_pb2 import CustomerRef
 from commerce.type.v1.money_pb2 import Money
-from services.chassis.config import AuthSettings, ServerSettings
+from services.chassis.card_data import looks_like_card_number
+from services.chassis.config import DEFAULT_RBAC_POLICY, AuthSettings, ServerSettings
 from services.chassis.db.database import Database
 from services.chassis.db.migrations import upgrade
+from services.chassis.db.provision import drop_service_database, provision_service_database
 from services.chassis.db.settings import libpq_conninfo
 from services.chassis.events.emulator import EMULATOR_HOST_ENV, PubSubEmulator
 from services.chassis.server import RunningServer, start_server
@@ -37,6 +50,9 @@ from services.invoicing.domain.ports import LedgerView, PaymentsView
 from services.invoicing.domain.tie_out import CapturedPayment, LedgerPosting, RefundRecord
 from services.invoicing.storage.unit_of_work import SqlTransactionRunner
 from services.invoicing.tie_out import TieOutService
+from services.ledger import bootstrap as ledger_bootstrap
+from services.ledger.config import ERROR_DOMAIN as LEDGER_DOMAIN
+from services.ledger.storage.unit_of_work import SqlTransactionRunner as LedgerRunner
 
 SECRET = "invoicing-integration-test-hmac-secret-0123456789"
 
@@ -104,7 +120,12 @@ class InvoicingClient:
 
     @staticmethod
     def rid() -> str:
-        return str(uuid.uuid4())
+        """A fresh request id the server's card-number guard cannot mistake for a PAN (a few
+        random UUIDs hold a digit run that passes Luhn)."""
+        while True:
+            candidate = str(uuid.uuid4())
+            if not looks_like_card_number(candidate):
+                return candidate
 
     async def call(self, method: str, request: Any) -> Any:
         return await getattr(self.stub, method)(request, metadata=self.metadata)
@@ -337,3 +358,105 @@ def checkout_completed():
     """`checkout_completed(tenant, order_id)`: the CheckoutCompleted checkout would publish for
     an order of two widgets at 19.99 EUR plus 19 % VAT, captured in full (47.58 EUR)."""
     return completed
+
+
+# --- a real ledger server for the poster and the tie-out over real postings ----------------
+
+# What `service:invoicing` needs on top of the default policy to post its journals (the
+# proposed rbac.toml change, ADR 0015): open its accounts and create entries.
+INVOICING_LEDGER_GRANTS = ("ledger.accounts.create", "ledger.entries.create")
+
+
+def policy_with_poster_grants(path: Path) -> Path:
+    """The default RBAC policy plus INVOICING_LEDGER_GRANTS for `service:invoicing`."""
+    with DEFAULT_RBAC_POLICY.open("rb") as handle:
+        roles = dict(tomllib.load(handle)["roles"])
+    roles["service:invoicing"] = [*roles["service:invoicing"], *INVOICING_LEDGER_GRANTS]
+    lines = ["[roles]"] + [f"{json.dumps(role)} = {json.dumps(p)}" for role, p in roles.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class LedgerServer:
+    port: int
+    database: Database
+    stub: lrpc.LedgerServiceAsyncStub
+    channel: grpc.aio.Channel
+
+    def client(self, *roles: str, tenant: str | None = None) -> LedgerClient:
+        """The typed client as a service identity (`roles`), on the shared channel."""
+        return LedgerClient(
+            self.channel, ClientSettings(token_provider=lambda: token(tenant, *roles))
+        )
+
+    async def balance(self, tenant: str, account: str) -> int:
+        """The account's posted balance, debits positive (0 for an account never opened)."""
+        try:
+            reply = await self.stub.GetAccountBalance(
+                lpb.GetAccountBalanceRequest(account=f"tenants/{tenant}/accounts/{account}"),
+                metadata=(("authorization", f"Bearer {token(tenant)}"),),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return 0
+            raise
+        b = reply.balance
+        return b.debits_posted.amount_minor - b.credits_posted.amount_minor
+
+    async def accounts(self, tenant: str) -> list[str]:
+        names: list[str] = []
+        page = ""
+        while True:
+            reply = await self.stub.ListAccounts(
+                lpb.ListAccountsRequest(parent=f"tenants/{tenant}", page_size=100, page_token=page),
+                metadata=(("authorization", f"Bearer {token(tenant)}"),),
+            )
+            names += [a.name.rsplit("/", 1)[-1] for a in reply.accounts]
+            page = reply.next_page_token
+            if not page:
+                return names
+
+    async def entries(self, tenant: str) -> list[lres.JournalEntry]:
+        out: list[lres.JournalEntry] = []
+        page = ""
+        while True:
+            reply = await self.stub.ListJournalEntries(
+                lpb.ListJournalEntriesRequest(
+                    parent=f"tenants/{tenant}", page_size=100, page_token=page
+                ),
+                metadata=(("authorization", f"Bearer {token(tenant)}"),),
+            )
+            out += list(reply.journal_entries)
+            page = reply.next_page_token
+            if not page:
+                return out
+
+
+@pytest.fixture(scope="module")
+async def ledger_server(postgres_admin_url, tmp_path_factory) -> AsyncIterator[LedgerServer]:
+    """A real ledger server (its own provisioned, migrated database) whose RBAC policy is the
+    default plus the invoicing poster's grants."""
+    name = f"t_iledger_{secrets.token_hex(4)}"
+    provisioned = await provision_service_database(postgres_admin_url, name)
+    await upgrade(provisioned.owner_url, ledger_bootstrap.MIGRATIONS)
+    database = Database.connect(provisioned.app_url, pool_size=5, max_overflow=5)
+    policy = policy_with_poster_grants(tmp_path_factory.mktemp("rbac") / "rbac.toml")
+    settings = ServerSettings(
+        port=0,
+        grace_period_seconds=1,
+        auth=AuthSettings(key=SECRET, algorithms=["HS256"], rbac_policy_file=policy),
+    )
+    server = await start_server(
+        settings,
+        [ledger_bootstrap.registration(LedgerRunner(database))],
+        error_domain=LEDGER_DOMAIN,
+    )
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield LedgerServer(server.port, database, lrpc.LedgerServiceStub(channel), channel)
+    finally:
+        await channel.close(None)
+        await server.stop()
+        await database.dispose()
+        await drop_service_database(postgres_admin_url, name)

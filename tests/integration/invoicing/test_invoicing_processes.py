@@ -1,7 +1,9 @@
-"""`python -m services.invoicing` serve, consume and relay as processes, from an admin URL and
-the Pub/Sub API server: the consumer turns a CheckoutCompleted on `checkout-events` into an
-invoice the server returns, the relay publishes its InvoiceIssued on `invoicing-events`, and
-every process drains on SIGTERM."""
+"""`python -m services.invoicing` serve, consume, relay and post-ledger as processes, from an
+admin URL and the Pub/Sub API server: the consumer turns a CheckoutCompleted on
+`checkout-events` into an invoice the server returns, the relay publishes its InvoiceIssued on
+`invoicing-events`, the ledger poster posts the invoice's revenue/tax and payment journals to a
+real ledger (as the self-signed `service:invoicing` identity), and every process drains on
+SIGTERM."""
 
 import asyncio
 import os
@@ -90,13 +92,14 @@ async def _publish_checkout(publisher, event):
     )
 
 
-async def test_serve_consume_and_relay_processes(
-    postgres_admin_url, pubsub_emulator, checkout_completed, bearer_token
+async def test_serve_consume_relay_and_post_ledger_processes(
+    postgres_admin_url, pubsub_emulator, checkout_completed, bearer_token, ledger_server
 ):
     publisher, subscriber = pubsub.ordered_publisher(), pubsub.subscriber()
     apply_topology(MESH_TOPOLOGY, PROJECT, publisher, subscriber)
     tap_future, published, seen = _tap(subscriber)
     port, consumer_health, relay_health = free_port(), free_port(), free_port()
+    poster_health = free_port()
     env = {
         **os.environ,
         "PUBSUB_PROJECT_ID": PROJECT,
@@ -108,6 +111,8 @@ async def test_serve_consume_and_relay_processes(
         # Several processes provision one database: they must agree on the role passwords.
         "COMMERCE_INVOICING_OWNER_PASSWORD": "owner-secret-for-tests",
         "COMMERCE_INVOICING_APP_PASSWORD": "app-secret-for-tests",
+        "COMMERCE_INVOICING_LEDGER_ADDR": f"127.0.0.1:{ledger_server.port}",
+        "COMMERCE_INVOICING_POSTER_IDLE_SECONDS": "0.1",
     }
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.invoicing", env=env
@@ -115,7 +120,11 @@ async def test_serve_consume_and_relay_processes(
     processes = [server]
     try:
         await wait_serving(port, processes)  # provisioned and migrated before the workers start
-        for command, health in (("consume", consumer_health), ("relay", relay_health)):
+        for command, health in (
+            ("consume", consumer_health),
+            ("relay", relay_health),
+            ("post-ledger", poster_health),
+        ):
             worker_env = {**env, "COMMERCE_INVOICING_WORKER__HEALTH_PORT": str(health)}
             processes.append(
                 await asyncio.create_subprocess_exec(
@@ -144,6 +153,15 @@ async def test_serve_consume_and_relay_processes(
         assert reply is not None, "the consumer never issued the invoice"
         assert reply.invoice.state == res.INVOICE_STATE_PAID
         assert await asyncio.to_thread(seen.wait, 30), published
+        movements: list[str] = []
+        for _ in range(300):
+            movements = sorted(e.metadata["movement"] for e in await ledger_server.entries(tenant))
+            if len(movements) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert movements == ["apply/" + event.payment, "issue"]
+        assert await ledger_server.balance(tenant, "invoicing-revenue-eur") == -3998
+        assert await ledger_server.balance(tenant, "invoicing-receivable-eur") == 0
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), timeout=30) == 0
