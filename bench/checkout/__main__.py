@@ -31,7 +31,7 @@ import jwt
 from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
-from bench.checkout.echo import echo_call, start_echo_server
+from bench.echo import echo_call, start_echo_server
 from commerce.checkout.v1 import checkout_service_pb2 as pb
 from commerce.checkout.v1 import checkout_service_pb2_grpc as rpc
 from commerce.checkout.v1 import order_pb2 as opb

@@ -27,7 +27,7 @@ import grpc
 import jwt
 from sqlalchemy.engine import URL
 
-from bench.payments.echo import echo_call, start_echo_server
+from bench.echo import echo_call, start_echo_server
 from clients.base import ClientSettings
 from clients.channel import create_channel
 from clients.services import LedgerClient

@@ -10,8 +10,9 @@ from typing import Any
 from commerce.checkout.v1 import checkout_service_pb2 as pb
 from commerce.checkout.v1 import checkout_service_pb2_grpc as rpc
 from services.chassis import context as request_context
+from services.chassis import pages
 from services.checkout import messages
-from services.checkout.domain import errors, pages, usecases
+from services.checkout.domain import errors, usecases
 from services.checkout.domain.checkouts import NewCheckout
 from services.checkout.domain.orders import OrderState
 from services.checkout.domain.ports import (

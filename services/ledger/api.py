@@ -8,8 +8,9 @@ from typing import Any
 from commerce.ledger.v1 import ledger_service_pb2 as pb
 from commerce.ledger.v1 import ledger_service_pb2_grpc as rpc
 from services.chassis import context as request_context
+from services.chassis import pages
 from services.ledger import messages
-from services.ledger.domain import commands, errors, pages
+from services.ledger.domain import commands, errors
 from services.ledger.domain.names import parse
 from services.ledger.domain.ports import EntryFilter, TransactionRunner
 from services.ledger.domain.usecases import accounts, entries, holds, reads

@@ -10,8 +10,9 @@ import grpc
 from commerce.payments.v1 import payments_service_pb2 as pb
 from commerce.payments.v1 import payments_service_pb2_grpc as rpc
 from services.chassis import context as request_context
+from services.chassis import pages
 from services.payments import messages
-from services.payments.domain import errors, pages
+from services.payments.domain import errors
 from services.payments.reconciliation.service import ReconciliationService
 from services.payments.service import AuthorizeCommand, PaymentsService
 from services.payments.storage.payments import PageFilter

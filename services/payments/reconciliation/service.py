@@ -30,9 +30,10 @@ from commerce.ledger.v1 import resources_pb2 as lres
 from commerce.payments.v1 import payments_service_pb2 as pb
 from commerce.payments.v1 import reconciliation_pb2 as rpb
 from commerce.payments.v1 import resources_pb2 as pres
+from services.chassis import pages
 from services.chassis.errors import Aborted, DomainError, IdempotencyKeyReused
 from services.payments import messages
-from services.payments.domain import errors, pages
+from services.payments.domain import errors
 from services.payments.domain.reconciliation import (
     LedgerEntry,
     PaymentOperation,

@@ -2,8 +2,8 @@
 
 import pytest
 
+from services.chassis import pages
 from services.chassis.errors import DomainError
-from services.ledger.domain import pages
 
 
 def test_a_token_round_trips_its_cursor_for_the_same_parameters():

@@ -1,4 +1,6 @@
-"""Opaque page tokens: a cursor bound to the request's parameters; never a grant of access."""
+"""Opaque page tokens (AIP-158): a cursor bound to the request's parameters, so a token used
+with other parameters is refused; never a grant of access (the tenant is checked on every
+page). Shared by every service's List RPCs."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from services.payments.domain import errors
+from services.chassis.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -33,14 +35,17 @@ def decode(token: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """The cursor in `token` (None for an empty token) or INVALID_PAGE_TOKEN."""
     if not token:
         return None
+    invalid_page_token = InvalidArgument(
+        "INVALID_PAGE_TOKEN", "the page token is malformed or was issued for a different request"
+    )
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         body = json.loads(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise errors.invalid_page_token() from None
+        raise invalid_page_token from None
     if not isinstance(body, dict) or body.get("p") != _binding(params):
-        raise errors.invalid_page_token()
+        raise invalid_page_token
     cursor = body.get("c")
     if not isinstance(cursor, dict):
-        raise errors.invalid_page_token()
+        raise invalid_page_token
     return cursor

@@ -1,0 +1,1 @@
+"""Benchmarks (see README.md); each is a module run with `python -m bench.<name>`."""
