@@ -28,7 +28,7 @@ BENCH_TOOLS := .tools/bin/hey .tools/bin/ghz
 # The local trace viewer of `make run` (Zipkin from Maven Central, docs/adr/0018).
 TRACE_VIEWER := .tools/zipkin/zipkin-server-3.6.1-exec.jar
 
-.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run demo clean k8s-check monitoring-check soak bench
+.PHONY: help deps generate check-generated lint format breaking release-contracts test test-unit test-integration test-contract run demo clean k8s-check k8s-generate monitoring-check soak bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -123,6 +123,10 @@ test-integration: deps
 
 k8s-check: $(STAMP_PY) $(STAMP_GO) ## render every k8s overlay, validate offline (k8s 1.33 schemas), kube-score + project rules
 	scripts/k8s-check.sh
+
+k8s-generate: $(STAMP_PY) ## re-render the generated deploy files (Pub/Sub topology + IAM, Python Dockerfiles)
+	$(VENV)/bin/python scripts/render_pubsub_topology.py
+	$(VENV)/bin/python scripts/render_dockerfiles.py
 
 monitoring-check: $(STAMP_PY) $(STAMP_PROMTOOL) ## promtool check + unit tests of the alert rules
 	scripts/check-monitoring.sh

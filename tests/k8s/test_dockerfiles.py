@@ -13,7 +13,12 @@ rules that matter for these images are written down and checked here):
 8. no secret-looking ENV or ARG;
 9. the image runs the service its folder names, and EXPOSEs the port its Kubernetes manifest
    serves;
-10. a Dockerfile for every deployed service (gateway included).
+10. a Dockerfile for every deployed service (gateway included);
+11. the Python services' Dockerfiles are rendered from one template
+    (scripts/python-service.Dockerfile.in, scripts/render_dockerfiles.py) and must be fresh,
+    so they cannot drift apart;
+12. each image COPYs every first-party module its service imports (transitively), and none of
+    the local-only code (the PSP sandbox), which .dockerignore keeps out of the context.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from pathlib import Path
 
 import pytest
 import yaml  # type: ignore[import-untyped]
+
+from scripts import render_dockerfiles
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ledger", "payments", "checkout", "invoicing", "gateway")
@@ -239,3 +246,79 @@ def test_lint_catches_a_dockerfile_that_breaks_the_rules(tmp_path):
     assert BUILD_TOOLS.search(of(dockerfile.final, "RUN")[0])
     with pytest.raises(json.JSONDecodeError):
         json.loads(of(dockerfile.final, "CMD")[0])
+
+
+PYTHON_SERVICES = render_dockerfiles.python_services()
+
+
+def test_every_python_service_is_rendered():
+    assert set(PYTHON_SERVICES) == set(SERVICES) - {"gateway"}
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_python_dockerfiles_are_a_fresh_render_of_the_template(service):
+    committed = (REPO / "services" / service / "Dockerfile").read_text()
+    assert committed == render_dockerfiles.render(service), (
+        f"services/{service}/Dockerfile is stale: run scripts/render_dockerfiles.py"
+    )
+
+
+def test_the_freshness_check_fails_on_a_hand_edit(tmp_path):
+    assert render_dockerfiles.main(["--out-dir", str(tmp_path)]) == 0
+    assert render_dockerfiles.main(["--check", "--out-dir", str(tmp_path)]) == 0
+    edited = tmp_path / "payments.Dockerfile"
+    edited.write_text(edited.read_text().replace("USER 65532:65532", "USER 0:0"))
+    assert render_dockerfiles.main(["--check", "--out-dir", str(tmp_path)]) == 1
+
+
+def _module_file(module: str) -> Path | None:
+    """The file of the longest importable prefix of `module` (`from a.b import c` may name
+    an attribute c of module a.b), or None when it is not first-party."""
+    parts = module.split(".")
+    roots = {"commerce": REPO / "gen/python", "clients": REPO, "services": REPO}
+    if parts[0] not in roots:
+        return None
+    base = roots[parts[0]]
+    for end in range(len(parts), 0, -1):
+        stem = base.joinpath(*parts[:end])
+        for candidate in (stem.with_suffix(".py"), stem / "__init__.py", stem.with_suffix(".pyi")):
+            if candidate.is_file():
+                return candidate
+        if stem.is_dir():  # a namespace package (gen/python has no __init__.py files)
+            return stem
+    raise AssertionError(f"first-party module {module} has no file")
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_the_image_holds_every_module_its_service_imports(service):
+    """Independent of the renderer: read the COPY lines of the committed Dockerfile, follow
+    the service's imports file by file, and require each first-party module inside a COPY."""
+    build = dockerfile_of(service).stages[0]
+    copied = [REPO / args.split()[0] for args in of(build, "COPY") if not args.startswith("--")]
+    local_only = [REPO / p for p in render_dockerfiles.LOCAL_ONLY]
+    seen: set[Path] = set()
+    todo = sorted((REPO / "services" / service).rglob("*.py"))
+    todo = [p for p in todo if not any(p.is_relative_to(lo) for lo in local_only)]
+    missing = []
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        if not any(path == c or path.is_relative_to(c) for c in copied):
+            missing.append(str(path.relative_to(REPO)))
+        if any(path.is_relative_to(lo) for lo in local_only):
+            missing.append(f"{path.relative_to(REPO)} (local-only, not shipped)")
+        if path.suffix == ".py" and not path.is_relative_to(REPO / "gen/python"):
+            for module in render_dockerfiles.file_imports(path):
+                found = _module_file(module)
+                if found is not None:
+                    todo.append(found)
+    assert missing == []
+    assert len(seen) > 50, "the import walk found too little to be meaningful"
+
+
+def test_local_only_code_stays_out_of_the_build_context():
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    for local in render_dockerfiles.LOCAL_ONLY:
+        assert f"{local}/" in ignored, f"{local} is shipped in images"

@@ -72,35 +72,103 @@ def test_every_service_has_a_dockerfile(service):
     assert (REPO / "services" / service / "Dockerfile").is_file()
 
 
-def _allowed_callers(gke: list[Obj], callee: str) -> set[str]:
-    """Which services the callee's own NetworkPolicy admits (by app.kubernetes.io/name)."""
-    policies = [
+# Which workload (service, component) calls which service's server, per the code: the
+# servers' clients, checkout's saga recovery (`recover`) and invoicing's ledger poster
+# (`post-ledger`). Relays and consumers call no service (Pub/Sub and their database only).
+WORKLOAD_CALLS = {
+    ("gateway", "server"): {"ledger", "payments", "checkout", "invoicing"},
+    ("checkout", "server"): {"payments"},
+    ("checkout", "recovery"): {"payments"},
+    ("payments", "server"): {"ledger"},
+    ("invoicing", "server"): {"ledger", "payments"},
+    ("invoicing", "ledger-poster"): {"ledger"},
+}
+PORTS = {"ledger": 50051, "payments": 50052, "checkout": 50053, "invoicing": 50054}
+
+
+def _workload(selector: dict[str, Any]) -> tuple[str, str]:
+    """The (name, component) a pod selector picks; a selector looser than one workload fails."""
+    labels = selector.get("matchLabels", {})
+    assert not selector.get("matchExpressions"), f"selector wider than one workload: {selector}"
+    return labels["app.kubernetes.io/name"], labels["app.kubernetes.io/component"]
+
+
+def _policies_of(gke: list[Obj], workload: tuple[str, str]) -> list[Obj]:
+    return [
         p
         for p in of_kind(gke, "NetworkPolicy")
-        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == callee
-        and p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "server"
+        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        == workload[0]
+        and p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+        == workload[1]
     ]
-    callers: set[str] = set()
-    for policy in policies:
-        for rule in policy["spec"].get("ingress", []):
-            for peer in rule.get("from", []):
-                selector = peer.get("podSelector", {})
+
+
+def _allowed_callers(gke: list[Obj], callee: str) -> set[tuple[str, str]]:
+    """Which workloads the callee server's own NetworkPolicies admit."""
+    return {
+        _workload(peer["podSelector"])
+        for policy in _policies_of(gke, (callee, "server"))
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule.get("from", [])
+        if "podSelector" in peer
+    }
+
+
+def _allowed_callees(gke: list[Obj], caller: tuple[str, str]) -> set[str]:
+    """Which service servers the caller workload's own NetworkPolicies let it reach."""
+    callees = set()
+    for policy in _policies_of(gke, caller):
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                if "podSelector" not in peer:
+                    continue
+                selector = peer["podSelector"]
+                labels = selector.get("matchLabels", {})
+                names = {labels.get("app.kubernetes.io/name")} - {None}
                 for expression in selector.get("matchExpressions", []):
-                    if expression["key"] == "app.kubernetes.io/name":
-                        callers |= set(expression["values"])
-                name = selector.get("matchLabels", {}).get("app.kubernetes.io/name")
-                if name:
-                    callers.add(name)
-    return callers
+                    names |= set(expression["values"])
+                assert labels.get("app.kubernetes.io/component") == "server", policy
+                callees |= names
+    return callees
 
 
 def test_network_policies_admit_exactly_the_designed_calls(gke):
-    expected: dict[str, set[str]] = defaultdict(set)
-    for caller, callees in CALLS.items():
+    expected: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for caller, callees in WORKLOAD_CALLS.items():
         for callee in callees:
             expected[callee].add(caller)
     for service in ("ledger", "payments", "checkout", "invoicing"):
         assert _allowed_callers(gke, service) == expected[service], service
+
+
+def test_every_workload_reaches_exactly_the_services_it_calls(gke):
+    workloads = {
+        (d["metadata"]["labels"]["app.kubernetes.io/name"],
+         d["metadata"]["labels"]["app.kubernetes.io/component"])
+        for d in of_kind(gke, "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/name") in SERVICES
+    }  # fmt: skip
+    assert set(WORKLOAD_CALLS) <= workloads
+    for workload in workloads:
+        assert _policies_of(gke, workload), f"{workload} has no NetworkPolicy of its own"
+        assert _allowed_callees(gke, workload) == WORKLOAD_CALLS.get(workload, set()), workload
+
+
+def test_only_payments_reaches_the_internet(gke):
+    """PSP APIs are HTTPS on the public internet; no other workload gets an ipBlock egress."""
+    open_egress = {
+        p["metadata"]["name"]
+        for p in of_kind(gke, "NetworkPolicy")
+        for rule in p["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
+        and p["metadata"]["labels"].get("app.kubernetes.io/name") in SERVICES
+    }
+    assert open_egress == {"payments"}
+    psp = next(p for p in of_kind(gke, "NetworkPolicy") if p["metadata"]["name"] == "payments")
+    internet = [r for r in psp["spec"]["egress"] if any("ipBlock" in t for t in r["to"])]
+    assert [port["port"] for rule in internet for port in rule["ports"]] == [443]
 
 
 def test_a_default_deny_policy_covers_the_namespace(gke):
@@ -210,7 +278,13 @@ def test_database_workloads_get_the_cloud_sql_proxy_as_a_native_sidecar(gke):
 
 def test_workers_run_the_documented_entry_points(gke):
     # Images run `python -m services.<svc>`; workers add their subcommand.
-    expected = {"server": None, "relay": ["relay"], "consumer": ["consume"]}
+    expected = {
+        "server": None,
+        "relay": ["relay"],
+        "consumer": ["consume"],
+        "recovery": ["recover"],
+        "ledger-poster": ["post-ledger"],
+    }
     for deployment in of_kind(gke, "Deployment"):
         labels = deployment["metadata"]["labels"]
         if labels.get("app.kubernetes.io/name") not in SERVICES:
