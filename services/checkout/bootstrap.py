@@ -35,6 +35,7 @@ from services.checkout.config import ERROR_DOMAIN, SERVICE, CheckoutSettings
 from services.checkout.domain.ports import Checkpoint, ConfirmationCheck, captured_amount_matches
 from services.checkout.domain.saga import CHECKPOINTS, Saga, SagaPolicy
 from services.checkout.domain.tax import DEFAULT_RULES, RuleBasedTaxProvider, TaxCalculator
+from services.checkout.metrics import SagaMetrics, StuckSagaMonitor
 from services.checkout.payments import PaymentsAdapter
 from services.checkout.recovery import RecoveryWorker
 from services.checkout.storage.unit_of_work import SqlLeases, SqlTransactionRunner
@@ -54,6 +55,7 @@ class CheckoutProcess:
     saga: Saga
     recovery: RecoveryWorker
     api: CheckoutApi
+    stuck: StuckSagaMonitor
 
 
 def crash_hook(point: str | None) -> Checkpoint:
@@ -117,6 +119,8 @@ def build_saga(
     client: PaymentsClient,
     confirmation: ConfirmationCheck = captured_amount_matches,
     checkpoint: Checkpoint | None = None,
+    *,
+    saga_metrics: SagaMetrics | None = None,
 ) -> tuple[SqlTransactionRunner, SqlLeases, Saga]:
     runner = SqlTransactionRunner(database)
     leases = SqlLeases(database)
@@ -132,6 +136,7 @@ def build_saga(
             max_delay=settings.saga.max_delay_seconds,
             lease_seconds=settings.saga.lease_seconds,
         ),
+        on_done=(saga_metrics or SagaMetrics()).done,
     )
     return runner, leases, saga
 
@@ -181,7 +186,8 @@ async def start(settings: CheckoutSettings, db_settings: DatabaseSettings) -> Ch
     """Connect (provisioning if needed), start serving and recovering sagas."""
     database, embedded = await connect(settings, db_settings)
     client, channel = payments_client(settings)
-    runner, leases, saga = build_saga(settings, database, client)
+    saga_metrics = SagaMetrics()
+    runner, leases, saga = build_saga(settings, database, client, saga_metrics=saga_metrics)
     api = build_api(settings, runner, saga)
     server = await start_server(settings, [registration(api)], error_domain=ERROR_DOMAIN)
     recovery = RecoveryWorker(
@@ -192,12 +198,19 @@ async def start(settings: CheckoutSettings, db_settings: DatabaseSettings) -> Ch
     )
     if settings.saga.recover_in_server:
         recovery.start()
+    stuck = StuckSagaMonitor(
+        database,
+        saga_metrics,
+        after=settings.saga.stuck_after_seconds,
+        interval=settings.saga.stuck_check_interval_seconds,
+    )
+    stuck.start()
     server.on_drain.extend(
-        [recovery.stop, api.drain, lambda: channel.close(None), database.dispose]
+        [recovery.stop, stuck.stop, api.drain, lambda: channel.close(None), database.dispose]
     )
     if embedded is not None:
         server.on_drain.append(lambda: asyncio.to_thread(embedded.stop))
-    return CheckoutProcess(server, database, runner, saga, recovery, api)
+    return CheckoutProcess(server, database, runner, saga, recovery, api, stuck)
 
 
 async def relay() -> None:

@@ -31,6 +31,9 @@ class SagaSettings(BaseModel):
     recovery_batch: Annotated[int, Field(ge=1, le=10_000)] = 100
     # Run the recovery worker inside `serve` too (one per pod; leases keep them apart).
     recover_in_server: bool = True
+    # `checkout.sagas.stuck`: in flight and not advanced for this long, counted this often.
+    stuck_after_seconds: Annotated[float, Field(gt=0, le=86_400)] = 900.0
+    stuck_check_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class TaxSettings(BaseModel):

@@ -15,6 +15,7 @@ from services.ledger.domain.names import parse
 from services.ledger.domain.ports import EntryFilter, TransactionRunner
 from services.ledger.domain.usecases import accounts, entries, holds, reads
 from services.ledger.group_commit import GroupCommitter
+from services.ledger.metrics import ChainMetrics
 from services.ledger.tracing import current_trace
 
 Context = Any  # grpc.aio.ServicerContext; the interceptor owns status handling
@@ -38,8 +39,11 @@ def _stamp(message: Any, field: str) -> str:
 class LedgerApi(rpc.LedgerServiceServicer):
     """Every RPC of commerce.ledger.v1.LedgerService."""
 
-    def __init__(self, runner: TransactionRunner) -> None:
+    def __init__(
+        self, runner: TransactionRunner, chain_metrics: ChainMetrics | None = None
+    ) -> None:
         self._runner = runner
+        self._chain_metrics = chain_metrics or ChainMetrics()
         self._entries = GroupCommitter(runner)
 
     # --- accounts -------------------------------------------------------------------------
@@ -317,6 +321,7 @@ class LedgerApi(rpc.LedgerServiceServicer):
         tenant = _tenant()
         start, end = request.start_sequence, request.end_sequence
         result = await self._runner.run(tenant, lambda uow: reads.verify_chain(uow, start, end))
+        self._chain_metrics.verified(tenant, result)
         return messages.verification(tenant, result)
 
 

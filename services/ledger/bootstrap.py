@@ -22,6 +22,7 @@ from services.chassis.telemetry import configure as configure_telemetry
 from services.chassis.worker import run_worker
 from services.ledger.api import LedgerApi
 from services.ledger.config import ERROR_DOMAIN, SERVICE, LedgerSettings
+from services.ledger.metrics import ChainAuditor, ChainMetrics
 from services.ledger.storage.unit_of_work import SqlTransactionRunner
 from services.ledger.sweeper import HoldExpirySweeper
 
@@ -37,12 +38,15 @@ class LedgerProcess:
     database: Database
     runner: SqlTransactionRunner
     sweeper: HoldExpirySweeper
+    auditor: ChainAuditor | None = None
 
 
-def registration(runner: SqlTransactionRunner) -> ServiceRegistration:
+def registration(
+    runner: SqlTransactionRunner, chain_metrics: ChainMetrics | None = None
+) -> ServiceRegistration:
     return ServiceRegistration(
         descriptor=pb.DESCRIPTOR.services_by_name["LedgerService"],
-        servicer=LedgerApi(runner),
+        servicer=LedgerApi(runner, chain_metrics),
         add_to_server=rpc.add_LedgerServiceServicer_to_server,
     )
 
@@ -73,15 +77,26 @@ async def start(settings: LedgerSettings, db_settings: DatabaseSettings) -> Ledg
     """Connect (provisioning if needed), start serving and sweeping."""
     database, embedded = await connect(settings, db_settings)
     runner = SqlTransactionRunner(database)
-    server = await start_server(settings, [registration(runner)], error_domain=ERROR_DOMAIN)
+    chain_metrics = ChainMetrics()
+    server = await start_server(
+        settings, [registration(runner, chain_metrics)], error_domain=ERROR_DOMAIN
+    )
     sweeper = HoldExpirySweeper(
         runner, interval=settings.hold_sweep_interval_seconds, batch=settings.hold_sweep_batch
     )
     sweeper.start()
-    server.on_drain.extend([sweeper.stop, database.dispose])
+    server.on_drain.append(sweeper.stop)
+    auditor = None
+    if settings.chain_verify_interval_seconds is not None:
+        auditor = ChainAuditor(
+            runner, chain_metrics, interval=settings.chain_verify_interval_seconds
+        )
+        auditor.start()
+        server.on_drain.append(auditor.stop)
+    server.on_drain.append(database.dispose)
     if embedded is not None:
         server.on_drain.append(lambda: asyncio.to_thread(embedded.stop))
-    return LedgerProcess(server, database, runner, sweeper)
+    return LedgerProcess(server, database, runner, sweeper, auditor)
 
 
 async def relay() -> None:

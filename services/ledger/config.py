@@ -25,6 +25,9 @@ class LedgerSettings(ServerSettings):
     # How often pending holds past their expiry are released, and how many per transaction.
     hold_sweep_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     hold_sweep_batch: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # Re-verify every tenant's whole hash chain this often (ledger.chain.verification.failures
+    # feeds the LedgerChainBroken alert); None (the default) leaves it to VerifyChain callers.
+    chain_verify_interval_seconds: Annotated[float, Field(gt=0, le=604_800)] | None = None
     # Passwords set on the service roles when the process provisions its own database from an
     # admin URL. Give stable ones when several processes start at once; generated otherwise.
     owner_password: SecretStr | None = None

@@ -84,8 +84,10 @@ class Saga:
         clock: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
+        on_done: Callable[[Order], None] = lambda _order: None,
     ) -> None:
         self._runner = runner
+        self._on_done = on_done  # told once per order reaching a terminal state (metrics)
         self._payments = payments
         self._leases = leases
         self._checkpoint = checkpoint
@@ -372,4 +374,6 @@ class Saga:
                 await uow.stage(events)
 
         await self._runner.run(after.tenant, work)
+        if after.done and not before.done:  # committed: only the driver that saved it tells
+            self._on_done(after)
         return after

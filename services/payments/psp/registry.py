@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 
 from clients.retry import RetryPolicy
 from services.payments.config import PspCredentials, PspSettings
@@ -25,14 +25,28 @@ class PspRegistry:
     webhook_secrets: dict[str, bytes]
 
 
-def connector(psp_id: str, credentials: PspCredentials, client: httpx.AsyncClient) -> PspConnector:
+def connector(
+    psp_id: str,
+    credentials: PspCredentials,
+    client: httpx.AsyncClient,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> PspConnector:
+    """The connector of one PSP; its HTTP calls are CLIENT spans of `tracer_provider` (the
+    process-wide one by default)."""
     if credentials.kind == "stripe":
         if credentials.api_key is None:
             raise ValueError(f"PSP {psp_id}: a stripe connector needs api_key")
         return StripeConnector(
-            client, credentials.base_url, credentials.api_key.get_secret_value(), psp_id=psp_id
+            client,
+            credentials.base_url,
+            credentials.api_key.get_secret_value(),
+            psp_id=psp_id,
+            tracer_provider=tracer_provider,
         )
-    return SandboxConnector(client, credentials.base_url, psp_id=psp_id)
+    return SandboxConnector(
+        client, credentials.base_url, psp_id=psp_id, tracer_provider=tracer_provider
+    )
 
 
 def build_registry(
@@ -41,6 +55,7 @@ def build_registry(
     client: httpx.AsyncClient,
     *,
     meter: metrics.Meter | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
 ) -> PspRegistry:
     breakers = PspCircuitBreakers(
         threshold=settings.breaker_threshold, ttl=settings.breaker_ttl_seconds, meter=meter
@@ -52,7 +67,7 @@ def build_registry(
     )
     psps = {
         psp_id: GuardedPsp(
-            connector(psp_id, creds, client),
+            connector(psp_id, creds, client, tracer_provider=tracer_provider),
             breakers,
             Bulkhead(psp_id, settings.bulkhead_limit, max_wait=settings.bulkhead_wait_seconds),
             policy=policy,

@@ -8,11 +8,12 @@ from datetime import date
 from typing import Any
 
 import httpx
+from opentelemetry import trace
 
 from clients.deadline import Deadline
 from services.payments.domain.attempts import FailureCode
 from services.payments.domain.money import Money
-from services.payments.psp.http import http_failure, json_object, path_segment, send
+from services.payments.psp.http import TRACER_NAME, http_failure, json_object, path_segment, send
 from services.payments.psp.model import (
     AuthorizeRequest,
     FailureKind,
@@ -42,10 +43,18 @@ _LINE_TYPES = {"capture": SettlementLineType.CAPTURE, "refund": SettlementLineTy
 class SandboxConnector:
     """Talks to a running sandbox at `base_url` through a shared httpx client."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, psp_id: str = "sandbox") -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        psp_id: str = "sandbox",
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
         self._client = client
         self._base = base_url.rstrip("/")
         self._psp_id = psp_id
+        self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
 
     @property
     def psp_id(self) -> str:
@@ -74,23 +83,38 @@ class SandboxConnector:
         deadline: Deadline,
     ) -> PspPayment:
         body = {"amount_minor": amount.amount_minor, "final": final}
-        path = f"/v1/authorizations/{path_segment(self._psp_id, psp_reference)}/captures"
-        response = await self._post(path, body, idempotency_key, deadline=deadline)
+        response = await self._post(
+            "/v1/authorizations/{id}/captures",
+            body,
+            idempotency_key,
+            deadline=deadline,
+            reference=psp_reference,
+        )
         return self._payment(json_object(response))
 
     async def void(
         self, psp_reference: str, *, idempotency_key: str, deadline: Deadline
     ) -> PspPayment:
-        path = f"/v1/authorizations/{path_segment(self._psp_id, psp_reference)}/void"
-        response = await self._post(path, {}, idempotency_key, deadline=deadline)
+        response = await self._post(
+            "/v1/authorizations/{id}/void",
+            {},
+            idempotency_key,
+            deadline=deadline,
+            reference=psp_reference,
+        )
         return self._payment(json_object(response))
 
     async def refund(
         self, psp_reference: str, amount: Money, *, idempotency_key: str, deadline: Deadline
     ) -> PspRefund:
-        path = f"/v1/authorizations/{path_segment(self._psp_id, psp_reference)}/refunds"
         body = {"amount_minor": amount.amount_minor}
-        response = await self._post(path, body, idempotency_key, deadline=deadline)
+        response = await self._post(
+            "/v1/authorizations/{id}/refunds",
+            body,
+            idempotency_key,
+            deadline=deadline,
+            reference=psp_reference,
+        )
         data = json_object(response)
         return PspRefund(
             psp=self._psp_id,
@@ -103,9 +127,7 @@ class SandboxConnector:
         )
 
     async def retrieve(self, psp_reference: str, *, deadline: Deadline) -> PspPayment:
-        response = await self._get(
-            f"/v1/authorizations/{path_segment(self._psp_id, psp_reference)}", {}, deadline
-        )
+        response = await self._get("/v1/authorizations/{id}", {}, deadline, reference=psp_reference)
         return self._payment(json_object(response))
 
     async def find_authorization(
@@ -139,26 +161,48 @@ class SandboxConnector:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _path(self, route: str, reference: str | None) -> str:
+        if reference is None:
+            return route
+        return route.replace("{id}", path_segment(self._psp_id, reference))
+
     async def _post(
-        self, path: str, body: dict[str, Any], key: str, *, deadline: Deadline
+        self,
+        route: str,
+        body: dict[str, Any],
+        key: str,
+        *,
+        deadline: Deadline,
+        reference: str | None = None,
     ) -> httpx.Response:
         return await send(
             self._client,
             self._psp_id,
             "POST",
-            self._base + path,
+            self._base + self._path(route, reference),
+            route=route,
+            tracer=self._tracer,
             deadline=deadline,
             idempotency_key=key,
             read_error=self._failure,
             json=body,
         )
 
-    async def _get(self, path: str, params: dict[str, str], deadline: Deadline) -> httpx.Response:
+    async def _get(
+        self,
+        route: str,
+        params: dict[str, str],
+        deadline: Deadline,
+        *,
+        reference: str | None = None,
+    ) -> httpx.Response:
         return await send(
             self._client,
             self._psp_id,
             "GET",
-            self._base + path,
+            self._base + self._path(route, reference),
+            route=route,
+            tracer=self._tracer,
             deadline=deadline,
             read_error=self._failure,
             params=params,

@@ -7,11 +7,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from opentelemetry import trace
 
 from clients.deadline import Deadline
 from services.payments.domain.attempts import FailureCode
 from services.payments.domain.money import Money
-from services.payments.psp.http import http_failure, json_object, path_segment, send
+from services.payments.psp.http import TRACER_NAME, http_failure, json_object, path_segment, send
 from services.payments.psp.model import (
     AuthorizeRequest,
     FailureKind,
@@ -65,11 +66,14 @@ class StripeConnector:
         base_url: str,
         api_key: str,
         psp_id: str = "stripe",
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self._client = client
         self._base = base_url.rstrip("/")
         self._auth = {"Authorization": f"Bearer {api_key}"}
         self._psp_id = psp_id
+        self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
 
     @property
     def psp_id(self) -> str:
@@ -103,14 +107,18 @@ class StripeConnector:
         form = {"amount_to_capture": str(amount.amount_minor)}
         if not final:
             form["final_capture"] = "false"  # needs multicapture on the Stripe account
-        path = f"/v1/payment_intents/{path_segment(self._psp_id, psp_reference)}/capture"
-        return self._payment(await self._post(path, form, idempotency_key, deadline))
+        route = "/v1/payment_intents/{id}/capture"
+        return self._payment(
+            await self._post(route, form, idempotency_key, deadline, reference=psp_reference)
+        )
 
     async def void(
         self, psp_reference: str, *, idempotency_key: str, deadline: Deadline
     ) -> PspPayment:
-        path = f"/v1/payment_intents/{path_segment(self._psp_id, psp_reference)}/cancel"
-        return self._payment(await self._post(path, {}, idempotency_key, deadline))
+        route = "/v1/payment_intents/{id}/cancel"
+        return self._payment(
+            await self._post(route, {}, idempotency_key, deadline, reference=psp_reference)
+        )
 
     async def refund(
         self, psp_reference: str, amount: Money, *, idempotency_key: str, deadline: Deadline
@@ -128,9 +136,7 @@ class StripeConnector:
 
     async def retrieve(self, psp_reference: str, *, deadline: Deadline) -> PspPayment:
         return self._payment(
-            await self._get(
-                f"/v1/payment_intents/{path_segment(self._psp_id, psp_reference)}", {}, deadline
-            )
+            await self._get("/v1/payment_intents/{id}", {}, deadline, reference=psp_reference)
         )
 
     async def find_authorization(
@@ -162,14 +168,27 @@ class StripeConnector:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _path(self, route: str, reference: str | None) -> str:
+        if reference is None:
+            return route
+        return route.replace("{id}", path_segment(self._psp_id, reference))
+
     async def _post(
-        self, path: str, form: dict[str, str], key: str, deadline: Deadline
+        self,
+        route: str,
+        form: dict[str, str],
+        key: str,
+        deadline: Deadline,
+        *,
+        reference: str | None = None,
     ) -> dict[str, Any]:
         response = await send(
             self._client,
             self._psp_id,
             "POST",
-            self._base + path,
+            self._base + self._path(route, reference),
+            route=route,
+            tracer=self._tracer,
             deadline=deadline,
             idempotency_key=key,
             read_error=self._failure,
@@ -180,12 +199,21 @@ class StripeConnector:
         )
         return json_object(response)
 
-    async def _get(self, path: str, params: dict[str, str], deadline: Deadline) -> dict[str, Any]:
+    async def _get(
+        self,
+        route: str,
+        params: dict[str, str],
+        deadline: Deadline,
+        *,
+        reference: str | None = None,
+    ) -> dict[str, Any]:
         response = await send(
             self._client,
             self._psp_id,
             "GET",
-            self._base + path,
+            self._base + self._path(route, reference),
+            route=route,
+            tracer=self._tracer,
             deadline=deadline,
             read_error=self._failure,
             should_retry_header=SHOULD_RETRY_HEADER,

@@ -20,7 +20,7 @@ from services.chassis.events.mesh import MESH_TOPOLOGY
 from services.chassis.events.topology import DEAD_LETTER_SUFFIX
 from services.invoicing.bootstrap import MIGRATIONS
 from services.invoicing.consumer import CHECKOUT_SUBSCRIPTION, PAYMENTS_SUBSCRIPTION
-from tests.integration.invoicing.test_invoicing_processes import free_port, wait_serving
+from tests.integration.invoicing.test_invoicing_processes import SECRET, free_port, wait_serving
 
 pytestmark = pytest.mark.integration
 DEPTH = "events_dead_letter_depth"
@@ -57,6 +57,8 @@ async def test_the_consumer_process_exports_its_dead_letter_depth(
         "COMMERCE_INVOICING_DATABASE_URL": service_database.app_url.render_as_string(
             hide_password=False
         ),
+        "COMMERCE_INVOICING_AUTH__KEY": SECRET,
+        "COMMERCE_INVOICING_AUTH__ALGORITHMS": '["HS256"]',
         "COMMERCE_INVOICING_WORKER__HEALTH_PORT": str(health),
         "COMMERCE_INVOICING_TELEMETRY__METRICS_PORT": str(metrics_port),
         "COMMERCE_INVOICING_TELEMETRY__METRICS_HOST": "127.0.0.1",
