@@ -24,7 +24,7 @@ GATEWAY := .tools/bin/gateway
 PROMETHEUS_MODULE_VERSION := v0.315.0
 STAMP_PROMTOOL := .tools/promtool-module/.installed-$(PROMETHEUS_MODULE_VERSION)
 # HTTP and gRPC load generators for `make bench` (bench/gateway), each in its own module.
-BENCH_TOOLS := .tools/bin/hey .tools/bin/ghz
+BENCH_TOOLS := .tools/bin/hey .tools/bin/ghz .tools/bin/k6
 # The local trace viewer of `make run` (Zipkin from Maven Central, docs/adr/0018).
 TRACE_VIEWER := .tools/zipkin/zipkin-server-3.6.1-exec.jar
 
@@ -69,6 +69,9 @@ $(STAMP_PROMTOOL):
 
 .tools/bin/ghz:
 	GOFLAGS= GOBIN=$(CURDIR)/.tools/bin go install github.com/bojand/ghz/cmd/ghz@v0.121.0
+
+.tools/bin/k6:
+	GOFLAGS= GOBIN=$(CURDIR)/.tools/bin go install go.k6.io/k6@v1.8.1
 
 $(TRACE_VIEWER): scripts/install-trace-viewer.sh
 	scripts/install-trace-viewer.sh

@@ -157,8 +157,14 @@ async def place_checkout(
     if pdf.status_code != httpx.codes.OK or not pdf.content.startswith(b"%PDF"):
         raise JourneyError(f"download invoice: HTTP {pdf.status_code} {pdf.text[:200]}")
     journey.invoice_pdf = pdf.content
-    journey.balances = await balances(rest, tenant)
-    return journey
+    # Invoicing recognises the revenue in the ledger shortly after issuing (its poster).
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        journey.balances = await balances(rest, tenant)
+        recognised = any(a.startswith("invoicing-revenue-") for a in journey.balances)
+        if recognised or time.monotonic() > deadline:
+            return journey
+        await asyncio.sleep(0.25)
 
 
 async def balances(rest: httpx.AsyncClient, tenant: str) -> dict[str, Balance]:

@@ -48,6 +48,15 @@ async def test_the_ledger_balances_sum_to_zero(journey: demo.Journey) -> None:
     assert by_currency == dict.fromkeys(by_currency, 0), journey.balances
     total = int(journey.checkout["quote"]["total"]["amountMinor"])
     assert journey.balances["payments-psp-clearing-eur"].posted == total  # captured, to the cent
+    # Invoicing recognised the sale: receivable settled by the captured funds, revenue + tax.
+    assert journey.balances["invoicing-receivable-eur"].posted == 0
+    assert journey.balances["payments-customer-funds-eur"].posted == 0
+    recognised = sum(
+        b.posted
+        for name, b in journey.balances.items()
+        if name.startswith(("invoicing-revenue-", "invoicing-tax-payable-"))
+    )
+    assert recognised == total
 
 
 async def test_one_checkout_is_one_trace_across_every_service(
