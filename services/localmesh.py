@@ -54,7 +54,7 @@ class Part:
 
     @property
     def scheme(self) -> str:
-        return {"grpc": "grpc", "http": "http", "tcp": "tcp"}[self.probe]
+        return self.probe
 
 
 GRPC_SERVICES = ("ledger", "payments", "checkout", "invoicing")
@@ -300,6 +300,8 @@ class LocalMesh:
         env.update({f"{prefix}{s.upper()}_TOKEN_FILE": str(token_file) for s in GRPC_SERVICES})
         if part.service == "payments":
             env[f"{prefix}PSP__CREDENTIALS_FILE"] = str(self._psp_credentials())
+        if part.service == "checkout":  # recovery runs as its own part, as on GKE
+            env[f"{prefix}SAGA__RECOVER_IN_SERVER"] = "false"
         if part.worker:
             env[f"{prefix}WORKER__HEALTH_PORT"] = str(self.ports[part.key])
         if any(r.part.key == "traceviewer" for r in self.running):
