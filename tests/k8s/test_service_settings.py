@@ -36,6 +36,8 @@ PLATFORM_ENV = {
     "PGUSER": "libpq: the IAM database user the Cloud SQL proxy logs in as",
     "OTEL_SERVICE_NAME": "OpenTelemetry SDK resource",
     "OTEL_RESOURCE_ATTRIBUTES": "OpenTelemetry SDK resource",
+    "K8S_POD_NAME": "interpolated into OTEL_RESOURCE_ATTRIBUTES",
+    "K8S_NAMESPACE": "interpolated into OTEL_RESOURCE_ATTRIBUTES",
 }
 # The identity token each long-running command needs toward the services it calls: in
 # production keys are asymmetric, so a process cannot sign its own token (bootstrap.py).
@@ -99,6 +101,10 @@ def environment(gke: list[Obj], container: Obj) -> dict[str, str]:
         assert ref in configmaps, f"envFrom names ConfigMap {ref}, which is not rendered"
         env.update(configmaps[ref])
     for var in container.get("env", []):
+        field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if field is not None:  # the downward API (pod name, namespace): never a secret
+            env[var["name"]] = f"<{field}>"
+            continue
         assert "value" in var, f"{var['name']}: only literal values (secrets are files)"
         env[var["name"]] = var["value"]
     return env
