@@ -23,6 +23,7 @@ never applied twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,9 +36,12 @@ from clients.errors import CommerceError
 from clients.services import LedgerClient
 from commerce.ledger.v1 import ledger_service_pb2 as lpb
 from commerce.ledger.v1 import resources_pb2 as lres
+from services.chassis.ids import stable_id
 from services.payments import messages
 from services.payments.domain import errors
 from services.payments.domain.money import Money
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = uuid.UUID("6b1d3c4e-2f7a-5a8e-9c1b-0d2e3f4a5b6c")
 HOLD_TTL = timedelta(days=8)
@@ -71,8 +75,10 @@ def request_id(tenant: str, *parts: str) -> str:
 
 
 def hold_id(tenant: str, payment_id: str, number: int) -> str:
-    """The ledger id of a payment's `number`th hold (1 at authorization)."""
-    return "pay-" + uuid.uuid5(NAMESPACE, f"{tenant}/{payment_id}/hold/{number}").hex
+    """The ledger id of a payment's `number`th hold (1 at authorization). Base32, not hex: a
+    hex id holds a Luhn-valid 13+ digit run about once in 250, which the ledger's card-data
+    guard refuses, so that payment could never be held, captured or voided."""
+    return "pay-" + stable_id(NAMESPACE, f"{tenant}/{payment_id}/hold/{number}")
 
 
 class LedgerPostings:
@@ -236,6 +242,10 @@ class LedgerPostings:
         except AlreadyExistsError:
             raise
         except CommerceError as error:
+            # Kept as owed and retried; say why, so a refusal that will never pass is seen.
+            log.warning(
+                "ledger refused %s: %s %s", type(request).__name__, error.code.name, error.reason
+            )
             raise errors.ledger_unavailable() from error
 
 
