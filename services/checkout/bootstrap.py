@@ -19,13 +19,11 @@ from clients.channel import create_channel
 from clients.services import PaymentsClient
 from commerce.checkout.v1 import checkout_service_pb2 as pb
 from commerce.checkout.v1 import checkout_service_pb2_grpc as rpc
-from services.chassis.db.bootstrap import service_url
+from services.chassis.db.bootstrap import connect_service
 from services.chassis.db.database import Database
 from services.chassis.db.embedded import EmbeddedPostgres
 from services.chassis.db.settings import DatabaseSettings, load_database_settings
-from services.chassis.events import pubsub
-from services.chassis.events.relay import Relay
-from services.chassis.events.topology import events_topic
+from services.chassis.events.relay import run_relay
 from services.chassis.logs import configure_logging
 from services.chassis.server import RunningServer, ServiceRegistration, start_server
 from services.chassis.telemetry import configure as configure_telemetry
@@ -163,23 +161,14 @@ def registration(api: CheckoutApi) -> ServiceRegistration:
 async def connect(
     settings: CheckoutSettings, db_settings: DatabaseSettings
 ) -> tuple[Database, EmbeddedPostgres | None]:
-    """Checkout's database as its app role (provisioning it if given an admin URL), and the
-    embedded PostgreSQL started for it when no URL is configured."""
-    configured = db_settings.sqlalchemy_url()
-    embedded: EmbeddedPostgres | None = None
-    if configured is None:
-        log.info("no database URL configured: starting the embedded PostgreSQL under .data/")
-        embedded = EmbeddedPostgres()
-        configured = await asyncio.to_thread(embedded.start)
-    url = await service_url(
+    """The checkout database as its app role, and the embedded PostgreSQL if one was started."""
+    return await connect_service(
         SERVICE,
-        configured,
-        owner=db_settings.sqlalchemy_owner_url(),
+        db_settings,
         migrations=MIGRATIONS,
         owner_password=settings.owner_password,
         app_password=settings.app_password,
     )
-    return Database.from_settings(db_settings, url=url, application_name="checkout"), embedded
 
 
 async def start(settings: CheckoutSettings, db_settings: DatabaseSettings) -> CheckoutProcess:
@@ -220,13 +209,9 @@ async def relay() -> None:
     configure_logging(SERVICE, settings.log_level)
     telemetry = configure_telemetry(SERVICE, settings.telemetry)
     database, embedded = await connect(settings, load_database_settings(SERVICE))
-    publisher = Relay(
-        database, topic_path=pubsub.topic_path(pubsub.project_id(), events_topic(SERVICE))
-    )
     try:
-        await run_worker("checkout-relay", settings.worker, publisher.run)
+        await run_relay(SERVICE, database, settings.worker)
     finally:
-        publisher.close()
         await database.dispose()
         telemetry.shutdown()
         if embedded is not None:

@@ -18,7 +18,7 @@ from clients.channel import create_channel
 from clients.services import LedgerClient, PaymentsClient
 from commerce.invoicing.v1 import invoicing_service_pb2 as pb
 from commerce.invoicing.v1 import invoicing_service_pb2_grpc as rpc
-from services.chassis.db.bootstrap import service_url
+from services.chassis.db.bootstrap import connect_service
 from services.chassis.db.database import Database
 from services.chassis.db.embedded import EmbeddedPostgres
 from services.chassis.db.settings import DatabaseSettings, load_database_settings
@@ -26,8 +26,7 @@ from services.chassis.events import pubsub
 from services.chassis.events.consumer import ConsumerSettings
 from services.chassis.events.dead_letter import DeadLetterMonitor
 from services.chassis.events.mesh import MESH_TOPOLOGY
-from services.chassis.events.relay import Relay
-from services.chassis.events.topology import events_topic
+from services.chassis.events.relay import run_relay
 from services.chassis.logs import configure_logging
 from services.chassis.server import RunningServer, ServiceRegistration, start_server
 from services.chassis.telemetry import configure as configure_telemetry
@@ -116,23 +115,14 @@ def ledger_token_provider(settings: InvoicingSettings) -> Callable[[], str]:
 async def connect(
     settings: InvoicingSettings, db_settings: DatabaseSettings
 ) -> tuple[Database, EmbeddedPostgres | None]:
-    """Invoicing's database as its app role (provisioning it if given an admin URL), and the
-    embedded PostgreSQL started for it when no URL is configured."""
-    configured = db_settings.sqlalchemy_url()
-    embedded: EmbeddedPostgres | None = None
-    if configured is None:
-        log.info("no database URL configured: starting the embedded PostgreSQL under .data/")
-        embedded = EmbeddedPostgres()
-        configured = await asyncio.to_thread(embedded.start)
-    url = await service_url(
+    """The invoicing database as its app role, and the embedded PostgreSQL if one was started."""
+    return await connect_service(
         SERVICE,
-        configured,
-        owner=db_settings.sqlalchemy_owner_url(),
+        db_settings,
         migrations=MIGRATIONS,
         owner_password=settings.owner_password,
         app_password=settings.app_password,
     )
-    return Database.from_settings(db_settings, url=url, application_name=SERVICE), embedded
 
 
 async def start(settings: InvoicingSettings, db_settings: DatabaseSettings) -> InvoicingProcess:
@@ -165,13 +155,9 @@ async def relay() -> None:
     configure_logging(SERVICE, settings.log_level)
     telemetry = configure_telemetry(SERVICE, settings.telemetry)
     database, embedded = await connect(settings, load_database_settings(SERVICE))
-    publisher = Relay(
-        database, topic_path=pubsub.topic_path(pubsub.project_id(), events_topic(SERVICE))
-    )
     try:
-        await run_worker("invoicing-relay", settings.worker, publisher.run)
+        await run_relay(SERVICE, database, settings.worker)
     finally:
-        publisher.close()
         await database.dispose()
         telemetry.shutdown()
         if embedded is not None:

@@ -3,15 +3,21 @@ tests), migrated from an owner URL, or used as configured (the app role in produ
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import psycopg
 from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
+from services.chassis.db.database import Database
+from services.chassis.db.embedded import EmbeddedPostgres
 from services.chassis.db.migrations import upgrade
 from services.chassis.db.provision import provision_service_database
-from services.chassis.db.settings import libpq_conninfo
+from services.chassis.db.settings import DatabaseSettings, libpq_conninfo
+
+log = logging.getLogger(__name__)
 
 
 async def is_admin(url: URL) -> bool:
@@ -49,3 +55,30 @@ async def service_url(
     if owner is not None:
         await upgrade(owner, migrations)
     return configured
+
+
+async def connect_service(
+    service: str,
+    db_settings: DatabaseSettings,
+    *,
+    migrations: Path,
+    owner_password: SecretStr | None,
+    app_password: SecretStr | None,
+) -> tuple[Database, EmbeddedPostgres | None]:
+    """The service's database as its app role (provisioned and migrated if given an admin
+    URL), and the embedded PostgreSQL started for it when no URL is configured."""
+    configured = db_settings.sqlalchemy_url()
+    embedded: EmbeddedPostgres | None = None
+    if configured is None:
+        log.info("no database URL configured: starting the embedded PostgreSQL under .data/")
+        embedded = EmbeddedPostgres()
+        configured = await asyncio.to_thread(embedded.start)
+    url = await service_url(
+        service,
+        configured,
+        owner=db_settings.sqlalchemy_owner_url(),
+        migrations=migrations,
+        owner_password=owner_password,
+        app_password=app_password,
+    )
+    return Database.from_settings(db_settings, url=url, application_name=service), embedded

@@ -34,6 +34,8 @@ from services.chassis.events.envelope import Envelope
 from services.chassis.events.metrics import RelayMetrics
 from services.chassis.events.outbox import NOTIFY_CHANNEL
 from services.chassis.events.outbox_store import OutboxRecord
+from services.chassis.events.topology import events_topic
+from services.chassis.worker import WorkerSettings, run_worker
 
 _log = logging.getLogger(__name__)
 
@@ -295,3 +297,16 @@ async def _ended(span: Span, publishing: Awaitable[str]) -> str:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_relay(service: str, database: Database, worker: WorkerSettings) -> None:
+    """`python -m services.<service> relay`: publish the service's outbox to its events
+    topic until SIGTERM, then flush (PUBSUB_EMULATOR_HOST / PUBSUB_PROJECT_ID select the
+    server); health on the worker's port."""
+    publisher = Relay(
+        database, topic_path=pubsub.topic_path(pubsub.project_id(), events_topic(service))
+    )
+    try:
+        await run_worker(f"{service}-relay", worker, publisher.run)
+    finally:
+        publisher.close()
