@@ -145,6 +145,7 @@ soak: deps ## the long runs: 10,000 ledger transfers, 100 relay kills, 200 check
 	COMMERCE_FUZZ_EXAMPLES=50 pytest tests/e2e/test_rest_fuzz.py -q --timeout=3600
 
 bench: deps $(BENCH_TOOLS) ## benchmarks, reported as ratios to the same run's baselines (see bench/)
+	$(VENV)/bin/python -m bench.chassis
 	$(VENV)/bin/python -m bench.ledger
 	$(VENV)/bin/python -m bench.events --output bench/events/results.json
 	$(VENV)/bin/python -m bench.payments

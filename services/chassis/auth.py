@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -36,6 +38,14 @@ class TokenVerifier:
 
     Claims: `sub` (subject), `tenant` (required unless a role is a service identity) and
     `roles` (a list of strings).
+
+    A caller sends the same token on every call until it nears expiry, and verifying its
+    signature is most of what authentication costs (RS256/ES256: tens to hundreds of µs). So
+    the principals of the last `cache_size` tokens that verified are kept, keyed by the whole
+    token (signature included: a token that differs in any byte is verified afresh), until
+    the token's `exp` plus the leeway — exactly when PyJWT would start refusing it. Once
+    valid, `nbf`/`iat` stay satisfied; the key, issuer and audience are fixed per verifier.
+    Failures are never cached. See docs/adr/0020.
     """
 
     def __init__(
@@ -46,6 +56,8 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: int = 30,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._key = key
         self._algorithms = list(algorithms)
@@ -54,9 +66,26 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        self._cache_size = cache_size
+        self._clock = clock
+        self._verified: dict[str, tuple[Principal, float]] = {}  # token → (principal, until)
 
     def verify(self, token: str) -> Principal:
         """The principal the token proves, or Unauthenticated with a stable reason."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if self._clock() < cached[1]:
+                return cached[0]
+            del self._verified[token]  # expired: verify again, which says TOKEN_EXPIRED
+        principal, claims = self._decode(token)
+        if self._cache_size > 0:
+            if len(self._verified) >= self._cache_size:
+                del self._verified[next(iter(self._verified))]  # the oldest entry
+            self._verified[token] = (principal, float(claims["exp"]) + self._leeway)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, dict[str, Any]]:
+        """Full verification with PyJWT, then our claims."""
         try:
             claims = jwt.decode(
                 token,
@@ -80,7 +109,7 @@ class TokenVerifier:
             raise Unauthenticated("TOKEN_INVALID", "the token names no tenant")
         if tenant is not None and (not isinstance(tenant, str) or not TENANT_ID.match(tenant)):
             raise Unauthenticated("TOKEN_INVALID", "the 'tenant' claim is not a valid tenant id")
-        return principal
+        return principal, claims
 
 
 @dataclass(frozen=True, slots=True)

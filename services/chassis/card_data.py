@@ -7,10 +7,12 @@ echoing or logging it.
 
 from __future__ import annotations
 
+import keyword
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 # A PAN as people write it: 13-19 digits in one run (not inside a longer run of digits), or
@@ -22,6 +24,13 @@ _GROUPED = (
     r"(?<![0-9A-Za-z])\d{4}(?P<sep>[ -])\d{3,6}(?:(?P=sep)\d{1,6}){1,3}(?![0-9A-Za-z])(?![ -][0-9])"
 )
 _CANDIDATE = re.compile(f"{_PLAIN}|{_GROUPED}")
+# Exact fast exits, tried before _CANDIDATE: every match of it is at least 13 characters long
+# and starts with 4 digits in a row; and no canonical UUID holds one (its all-digit groups are
+# at most 12 digits long, and a grouped match would need a 4-digit group then 13 digits in
+# groups bounded by dashes — see test_uuids_are_never_taken_for_card_numbers).
+_MIN_CANDIDATE_LENGTH = 13
+_FOUR_DIGITS = re.compile(r"\d{4}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -37,6 +46,12 @@ def luhn_valid(digits: str) -> bool:
 
 def looks_like_card_number(text: str) -> bool:
     """True if `text` contains a 13-19 digit run (spaces/dashes allowed) that passes Luhn."""
+    if (
+        len(text) < _MIN_CANDIDATE_LENGTH
+        or _FOUR_DIGITS.search(text) is None
+        or _UUID.fullmatch(text) is not None
+    ):
+        return False
     for match in _CANDIDATE.finditer(text):
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and luhn_valid(digits):  # noqa: PLR2004 - PAN lengths
@@ -69,6 +84,95 @@ def _values(field: FieldDescriptor, value: object, path: str) -> Iterator[tuple[
         yield path, value
     elif isinstance(value, Message):
         yield from string_fields(value, f"{path}.")
+
+
+def suspect_string(text: str) -> bool:
+    """True if `text` holds a NUL or looks like a card number: what the validator refuses."""
+    return "\x00" in text or looks_like_card_number(text)
+
+
+def has_suspect_strings(message: Message) -> bool:
+    """True if any string in `message` (nested, repeated, map keys and values) is a
+    `suspect_string`. Compiled once per message type and path-free: the cheap test every
+    request passes through; `string_fields` names the fields only when it is True."""
+    desc = cast("Descriptor", message.DESCRIPTOR)  # the upb and pure descriptors agree
+    scan = _SCANNERS.get(desc.full_name)
+    if scan is None:
+        scan = _SCANNERS[desc.full_name] = _scanner(desc)
+    return scan(message)
+
+
+_SCANNERS: dict[str, Callable[[Message], bool]] = {}
+
+
+def _holds_strings(desc: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a message of this type can hold a string anywhere (a Timestamp cannot)."""
+    if desc.full_name in seen or desc.extension_ranges:
+        return True  # recursive or extensible: assume it can
+    for fd in desc.fields:
+        target = fd.message_type
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            return True
+        if target is not None and _holds_strings(target, seen | {desc.full_name}):
+            return True
+    return False
+
+
+_SUSPECT = '("\\x00" in {0} or (len({0}) >= short and card({0})))'
+
+
+def _scanner(desc: Descriptor) -> Callable[[Message], bool]:
+    """Straight-line Python for one message type: each string field tested in place (NUL,
+    then a card number only from 13 characters on), each set message field that can hold
+    strings scanned by its own type's scanner; no paths, no generators, no descriptor
+    lookups per call."""
+    lines = [f"def scan(m):  # {desc.full_name}"]
+    for fd in desc.fields:
+        lines += [f"    {line}" for line in _field_lines(fd)]
+    if desc.extension_ranges:  # extensions are not fields of the type: let the walk see them
+        lines.append("    return any(f.is_extension for f, _ in m.ListFields())")
+    else:
+        lines.append("    return False")
+    namespace: dict[str, Any] = {
+        "card": looks_like_card_number,
+        "scan_of": has_suspect_strings,
+        "short": _MIN_CANDIDATE_LENGTH,
+    }
+    exec("\n".join(lines), namespace)  # noqa: S102 - code generated from descriptors only
+    scan: Callable[[Message], bool] = namespace["scan"]
+    return scan
+
+
+def _field_lines(fd: FieldDescriptor) -> list[str]:  # noqa: PLR0911 - one return per shape
+    """The statements that return True if this field of `m` holds a suspect string."""
+    plain = fd.name.isidentifier() and not keyword.iskeyword(fd.name)
+    attr = f"m.{fd.name}" if plain else f"getattr(m, {fd.name!r})"
+    entry = fd.message_type
+    if entry is not None and entry.GetOptions().map_entry:
+        key_is_string = entry.fields_by_name["key"].type == FieldDescriptor.TYPE_STRING
+        value = entry.fields_by_name["value"]
+        tests = [_SUSPECT.format("k")] if key_is_string else []
+        if value.type == FieldDescriptor.TYPE_STRING:
+            tests.append(_SUSPECT.format("v"))
+        elif value.message_type is not None and _holds_strings(value.message_type):
+            tests.append("scan_of(v)")
+        if not tests:
+            return []
+        return [
+            f"for k, v in {attr}.items():",
+            f"    if {' or '.join(tests)}:",
+            "        return True",
+        ]
+    if fd.type == FieldDescriptor.TYPE_STRING:
+        if fd.is_repeated:
+            return [f"for v in {attr}:", f"    if {_SUSPECT.format('v')}:", "        return True"]
+        present = f"m.HasField({fd.name!r})" if fd.has_presence else "v"
+        return [f"v = {attr}", f"if {present} and {_SUSPECT.format('v')}:", "    return True"]
+    if fd.message_type is None or not _holds_strings(fd.message_type):
+        return []
+    if fd.is_repeated:
+        return [f"for v in {attr}:", "    if scan_of(v):", "        return True"]
+    return [f"if m.HasField({fd.name!r}) and scan_of({attr}):", "    return True"]
 
 
 def card_number_fields(message: Message) -> list[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
@@ -16,9 +16,11 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from clients.deadline import Deadline, deadline_scope
-from services.chassis import context as request_context
 from services.chassis.access import AccessRule, Authentication
 from services.chassis.auth import Principal, RbacPolicy, TokenVerifier
+from services.chassis.context import RequestContext
+from services.chassis.context import bind as bind_context
+from services.chassis.context import reset as reset_context
 from services.chassis.errors import DomainError, Internal, PermissionDenied, Unauthenticated
 from services.chassis.status import to_grpc_status
 from services.chassis.telemetry import RpcMetrics
@@ -63,37 +65,62 @@ class ChassisInterceptor(_Interceptor):
         self._validator = validator
         self._domain = error_domain
         validator.prepare(_request_types(rules))  # no plan compiled on a first request
+        self._wrapped: dict[str, tuple[Handler | None, Handler]] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler:
-        """Wrap the handler of a method we have a rule for."""
+        """Wrap the handler of a method we have a rule for (once per method and handler)."""
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None and wrapped[0] is handler:
+            return wrapped[1]
         rule = self._rules.get(method)
         if handler is None or rule is None:
             return handler
+        result = handler  # client streaming is not part of any contract
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
+            result = grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, rule, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
+        elif handler.unary_stream is not None:
+            result = grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, rule, handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler  # client streaming is not part of any contract
+        self._wrapped[method] = (handler, result)  # generic handlers hand out the same object
+        return result
 
     def _wrap_unary(
         self, method: str, rule: AccessRule, behavior: Callable[..., Awaitable[Any]]
     ) -> Callable[[Message, Context], Awaitable[Any]]:
+        # The hot path of every service: the steps of `_serving`, without a context manager.
+        record = self._metrics.recorder(method)
+        admit = self._admit
+
         async def unary(request: Message, context: Context) -> Any:
-            async with self._serving(method, rule, request, context):
-                return await behavior(request, context)
-            raise AssertionError("unreachable: _serving aborts on every error")
+            token = None
+            started, status = perf_counter(), "OK"
+            try:
+                token = bind_context(admit(method, rule, request, context))
+                # Calls made through clients/ while serving never outlive this request.
+                remaining = context.time_remaining()
+                if remaining is None:
+                    return await behavior(request, context)
+                with deadline_scope(Deadline.after(remaining)):
+                    return await behavior(request, context)
+            except BaseException as error:
+                status = _status_name(context, error)
+                await self._answer(method, context, error)
+                raise
+            finally:
+                record(status, perf_counter() - started)
+                if token is not None:
+                    reset_context(token)
 
         return unary
 
@@ -113,39 +140,40 @@ class ChassisInterceptor(_Interceptor):
     ) -> AsyncIterator[None]:
         """Admit the call and bind its context; turn whatever escapes into a status."""
         token = None
-        started, status = time.perf_counter(), "OK"
+        started, status = perf_counter(), "OK"
         try:
-            token = request_context.bind(self._admit(method, rule, request, context))
+            token = bind_context(self._admit(method, rule, request, context))
             # Calls made through clients/ while serving never outlive this request.
             with deadline_scope(Deadline.of_incoming(context)):
                 yield
-        except asyncio.CancelledError:  # the caller cancelled or its deadline passed
-            status = "CANCELLED"
+        except BaseException as error:
+            status = _status_name(context, error)
+            await self._answer(method, context, error)
             raise
-        except DomainError as error:
-            status = error.kind.value
+        finally:
+            self._metrics.record(method, status, perf_counter() - started)
+            if token is not None:
+                reset_context(token)
+
+    async def _answer(self, method: str, context: Context, error: BaseException) -> None:
+        """Abort the call with a rich status for `error`; return (for the caller to re-raise)
+        on a cancellation, the handler's own abort, or an exit."""
+        if isinstance(error, (grpc.aio.AbortError, asyncio.CancelledError)):
+            return
+        if isinstance(error, DomainError):
             await self._abort(context, method, error)
-        except grpc.aio.AioRpcError as downstream:
+        elif isinstance(error, grpc.aio.AioRpcError):
             # Never flatten a downstream error to INTERNAL: pass its status and details on.
             # (grpc-stubs types trailing_metadata() as _Metadatum; at runtime it is Metadata.)
-            status = downstream.code().name
-            trailers = cast("grpc.aio.Metadata", downstream.trailing_metadata())
-            await context.abort(downstream.code(), downstream.details() or "", trailers)
-        except grpc.aio.AbortError:
-            status = _aborted_code(context)  # the handler aborted the call itself
-            raise
-        except Exception:  # a bug: report INTERNAL, keep the details in the log only
-            status = "INTERNAL"
-            log.exception("unhandled error in %s", method)
+            trailers = cast("grpc.aio.Metadata", error.trailing_metadata())
+            await context.abort(error.code(), error.details() or "", trailers)
+        elif isinstance(error, Exception):  # a bug: report INTERNAL, keep details in the log
+            log.error("unhandled error in %s", method, exc_info=error)
             await self._abort(context, method, _internal())
-        finally:
-            self._metrics.record(method, status, time.perf_counter() - started)
-            if token is not None:
-                request_context.reset(token)
 
     def _admit(
         self, method: str, rule: AccessRule, request: Message, context: Context
-    ) -> request_context.RequestContext:
+    ) -> RequestContext:
         """Run the checks in order; raise the first failure as a DomainError."""
         principal: Principal | None = None
         if rule.authentication is Authentication.BEARER:
@@ -158,7 +186,7 @@ class ChassisInterceptor(_Interceptor):
                 )
         _adopt_idempotency_key(request, context)
         self._validator.validate(request)
-        return request_context.RequestContext(
+        return RequestContext(
             method=method,
             principal=principal,
             tenant=tenant_of(principal, request),
@@ -181,6 +209,19 @@ def _request_types(rules: Mapping[str, AccessRule]) -> list[Descriptor]:
         except KeyError:
             continue
     return found
+
+
+def _status_name(context: Context, error: BaseException) -> str:
+    """The gRPC status name a failed call ends with (the RED metrics' label)."""
+    if isinstance(error, grpc.aio.AbortError):
+        return _aborted_code(context)  # the handler aborted the call itself
+    if isinstance(error, DomainError):
+        return error.kind.value
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code().name
+    if isinstance(error, Exception):
+        return "INTERNAL"
+    return "CANCELLED"  # the caller cancelled or its deadline passed (or the process exits)
 
 
 def _aborted_code(context: Context) -> str:

@@ -3,6 +3,8 @@ RED metrics (rate, errors by status, duration) every RPC records."""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 from wsgiref.simple_server import WSGIServer
@@ -100,21 +102,81 @@ def configure(service_name: str, settings: TelemetrySettings) -> Telemetry:
     return telemetry
 
 
+class _CallCounts:
+    """Calls per (method, status) in plain integers, reported by one observable counter per
+    meter provider: every RpcMetrics of a provider (several servers in one process) shares it,
+    as they would share a synchronous counter of the same name."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        # (attributes, [count]) per (method, status); entries are only ever added, so the
+        # collecting thread can snapshot them while the event loop counts.
+        self._cells: dict[tuple[str, str], tuple[dict[str, str], list[int]]] = {}
+        meter.create_observable_counter(
+            "rpc.server.calls",
+            callbacks=[self._observe],
+            unit="{call}",
+            description="RPCs served, by method and status",
+        )
+
+    def cell(self, method: str, status: str) -> tuple[dict[str, str], list[int]]:
+        """The label set and the counter of one method and status."""
+        found = self._cells.get((method, status))
+        if found is None:
+            service, _, name = method.lstrip("/").partition("/")
+            attributes = {"rpc.service": service, "rpc.method": name, "rpc.grpc.status": status}
+            found = self._cells.setdefault((method, status), (attributes, [0]))
+        return found
+
+    def _observe(self, _options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        return [
+            metrics.Observation(count[0], attributes)
+            for attributes, count in list(self._cells.values())
+        ]
+
+
+_CALL_COUNTS: weakref.WeakKeyDictionary[metrics.MeterProvider, _CallCounts] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class RpcMetrics:
-    """RED metrics of served RPCs, labelled by service, method and gRPC status code name."""
+    """RED metrics of served RPCs, labelled by service, method and gRPC status code name.
+
+    The call count is kept in plain integers per label set and reported through an
+    observable counter when a reader collects: the SDK's per-measurement work (attribute
+    cleaning, hashing, locking: ~9 µs per instrument call) is paid once per call, for the
+    duration histogram, instead of twice (docs/adr/0020)."""
 
     def __init__(self, meter_provider: metrics.MeterProvider) -> None:
         meter = meter_provider.get_meter(INSTRUMENTATION)
-        self._calls = meter.create_counter(
-            "rpc.server.calls", unit="{call}", description="RPCs served, by method and status"
-        )
+        counts = _CALL_COUNTS.get(meter_provider)
+        if counts is None:
+            counts = _CALL_COUNTS[meter_provider] = _CallCounts(meter)
+        self._counts = counts
         self._duration = meter.create_histogram(
             "rpc.server.duration", unit="ms", description="Time to serve an RPC"
         )
+        self._recorders: dict[str, Callable[[str, float], None]] = {}
 
     def record(self, method: str, status: str, seconds: float) -> None:
         """Count one finished RPC and its duration."""
-        service, _, name = method.lstrip("/").partition("/")
-        attributes = {"rpc.service": service, "rpc.method": name, "rpc.grpc.status": status}
-        self._calls.add(1, attributes)
-        self._duration.record(seconds * 1000.0, attributes)
+        self.recorder(method)(status, seconds)
+
+    def recorder(self, method: str) -> Callable[[str, float], None]:
+        """`record` for one method, its label sets looked up once per status (the hot path)."""
+        recorder = self._recorders.get(method)
+        if recorder is not None:
+            return recorder
+        cells: dict[str, tuple[dict[str, str], list[int]]] = {}
+        cell_of = self._counts.cell
+        observe = self._duration.record
+
+        def record(status: str, seconds: float) -> None:
+            found = cells.get(status)
+            if found is None:
+                found = cells[status] = cell_of(method, status)
+            found[1][0] += 1
+            observe(seconds * 1000.0, found[0])
+
+        self._recorders[method] = record
+        return record

@@ -7,17 +7,25 @@ program in a tree-walking interpreter, and converts the whole message to CEL val
 message type's rules once into plain Python checks (a *plan*) that walk the message in
 protovalidate's own order and produce the same violations (field path, rule id, message):
 
-- standard rules with a Python equivalent below (`_standard_check`) run as Python;
+- standard rules with a Python equivalent below (`_standard_check`: strings, bytes, numbers,
+  enums, repeated/map sizes and `unique`, timestamps and durations against bounds and `now`,
+  `email`, field masks) run as Python;
 - custom CEL rules (`(buf.validate.message).cel`, `(buf.validate.field).cel`) written in the
   subset `_CelCompiler` understands (field access, `has`, `size`, comparisons, `&&`/`||`/`!`,
-  `in`, string `+`/`startsWith`/`endsWith`/`contains`/`matches` with a literal pattern, the
-  list macros `all`/`exists`/`filter`/`map` and `unique()`) — typed from the descriptors, so
-  nothing in the subset can raise a CEL error — run as Python closures;
-- everything else (timestamps against `now`, durations, arithmetic, ...) runs through
-  protovalidate's own CEL program for that one rule, with the activation protovalidate builds.
+  `in`, `+ - *` on ints, timestamps and durations, `now`, `duration('…')`, string
+  `+`/`startsWith`/`endsWith`/`contains`/`matches` with a literal pattern, the list macros
+  `all`/`exists`/`filter`/`map` and `unique()`) — typed from the descriptors — run as Python
+  closures. Timestamps and durations are compared as whole microseconds, as celpy does;
+- where CEL itself would fail for a value (an int64 overflow, a timestamp past year 9999) a
+  compiled check raises `_Fallback` and protovalidate's own CEL program runs that one rule for
+  that value, with the activation protovalidate builds; a rule shape outside all of this would
+  run there always (none of the contracts' rules does: see STILL_INTERPRETED in the tests).
 
-Differential tests (tests/unit/chassis/test_validation_plan.py) check the plans against
-protovalidate for generated messages of every contract type. See docs/adr/0016.
+The card-data and NUL guard runs first, as a scanner compiled per message type
+(`card_data.has_suspect_strings`); the fields are named only when it finds something.
+Differential tests (tests/unit/chassis/test_validation_plan.py, test_validation_shapes.py)
+check the plans against protovalidate for generated messages of every contract type and of
+every rule shape compiled. See docs/adr/0016 and 0020.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -42,7 +51,7 @@ from protovalidate.internal import extra_func
 from protovalidate.internal import rules as pv_rules
 from protovalidate.internal.cel_field_presence import InterpretedRunner
 
-from services.chassis.card_data import looks_like_card_number, string_fields
+from services.chassis.card_data import has_suspect_strings, looks_like_card_number, string_fields
 from services.chassis.errors import FieldViolation, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -63,29 +72,8 @@ class RequestValidator:
 
     def validate(self, request: Message) -> None:
         """Check `request` against its protovalidate rules and for card numbers."""
-        strings = list(string_fields(request))
-        card_fields = [path for path, text in strings if looks_like_card_number(text)]
-        if card_fields:
-            # Never echo the value: the description names the field only.
-            raise InvalidArgument(
-                CARD_DATA_REJECTED,
-                "card numbers must not be sent; use a payment method token from the PSP",
-                metadata={"field": card_fields[0]},
-                violations=[
-                    FieldViolation(path, "looks like a card number", CARD_DATA_REJECTED)
-                    for path in card_fields
-                ],
-            )
-        nul = [path for path, text in strings if "\x00" in text]
-        if nul:  # PostgreSQL text cannot hold NUL: refuse it here, not as a storage failure
-            raise InvalidArgument(
-                VALIDATION_FAILED,
-                f"invalid {nul[0]}: must not contain NUL characters",
-                metadata={"field": nul[0], "rule": "string.no_nul"},
-                violations=[
-                    FieldViolation(p, "must not contain NUL", "string.no_nul") for p in nul
-                ],
-            )
+        if has_suspect_strings(request):  # rare: then name the fields, exactly
+            _refuse_strings(request)
         violations = self._plans.violations(request)
         if violations:
             first = violations[0]
@@ -95,6 +83,32 @@ class RequestValidator:
                 metadata={"field": first.field, "rule": first.reason},
                 violations=violations,
             )
+
+
+def _refuse_strings(request: Message) -> None:
+    """Raise for the strings in `request` that hold a card number, else for those with NUL."""
+    strings = list(string_fields(request))
+    card_fields = [path for path, text in strings if looks_like_card_number(text)]
+    if card_fields:
+        # Never echo the value: the description names the field only.
+        raise InvalidArgument(
+            CARD_DATA_REJECTED,
+            "card numbers must not be sent; use a payment method token from the PSP",
+            metadata={"field": card_fields[0]},
+            violations=[
+                FieldViolation(path, "looks like a card number", CARD_DATA_REJECTED)
+                for path in card_fields
+            ],
+        )
+    nul = [path for path, text in strings if "\x00" in text]
+    if nul:  # PostgreSQL text cannot hold NUL: refuse it here, not as a storage failure
+        raise InvalidArgument(
+            VALIDATION_FAILED,
+            f"invalid {nul[0]}: must not contain NUL characters",
+            metadata={"field": nul[0], "rule": "string.no_nul"},
+            violations=[FieldViolation(p, "must not contain NUL", "string.no_nul") for p in nul],
+        )
+    raise AssertionError("has_suspect_strings and string_fields disagree")  # pragma: no cover
 
 
 def protovalidate_violations(
@@ -283,30 +297,49 @@ class PlanCompiler:
         rule_id = rule.id
         failure = rule.message or f'"{rule.expression}" returned false'
         compiled = _CelCompiler(self._env).compile_bool(rule.expression, _MsgType(desc))
-        if compiled is not None:
-            stats.native += 1
-            check = compiled
-
-            def native(message: Message, prefix: str, out: Out) -> None:
-                if not check({"this": message}):
-                    out.append(FieldViolation(prefix, failure, rule_id))
-
-            return native
-        stats.interpreted.append(rule_id)
 
         def interpreted(message: Message, prefix: str, out: Out) -> None:
             this = pv_rules._msg_to_cel(message)  # noqa: SLF001 - protovalidate's own activation
             self._run_cel(rule, {"this": this}, prefix, out)
 
-        return interpreted
+        if compiled is None:
+            stats.interpreted.append(rule_id)
+            return interpreted
+        stats.native += 1
+        check = compiled
+
+        def native(message: Message, prefix: str, out: Out) -> None:
+            try:
+                passed = check({"this": message})
+            except _Fallback:
+                interpreted(message, prefix, out)
+                return
+            if not passed:
+                out.append(FieldViolation(prefix, failure, rule_id))
+
+        return native
+
+    def _plan_getter(self, target: Descriptor) -> Callable[[], list[Step]]:
+        """The plan of `target`, looked up on first use (it may still be compiling now, for a
+        recursive type) and kept: a plan is one list, filled or replaced in place."""
+        found: list[list[Step]] = []
+
+        def plan_of() -> list[Step]:
+            if not found:
+                found.append(self._plan(target))
+            return found[0]
+
+        return plan_of
 
     def _sub_message(self, fd: FieldDescriptor, target: Descriptor) -> Step:
         name = fd.name
 
+        plan_of = self._plan_getter(target)
+
         def step(message: Message, prefix: str, out: Out) -> None:
             if not message.HasField(name):
                 return
-            plan = self._plan(target)
+            plan = plan_of()
             if plan:
                 value = getattr(message, name)
                 path = _join(prefix, name)
@@ -318,11 +351,13 @@ class PlanCompiler:
     def _repeated_messages(self, fd: FieldDescriptor, target: Descriptor) -> Step:
         name = fd.name
 
+        plan_of = self._plan_getter(target)
+
         def step(message: Message, prefix: str, out: Out) -> None:
             items = getattr(message, name)
             if not items:
                 return
-            plan = self._plan(target)
+            plan = plan_of()
             if not plan:
                 return
             base = _join(prefix, name)
@@ -336,11 +371,13 @@ class PlanCompiler:
     def _map_messages(self, fd: FieldDescriptor, target: Descriptor) -> Step:
         name = fd.name
 
+        plan_of = self._plan_getter(target)
+
         def step(message: Message, prefix: str, out: Out) -> None:
             entries = getattr(message, name)
             if not entries:
                 return
-            plan = self._plan(target)
+            plan = plan_of()
             if not plan:
                 return
             base = _join(prefix, name)
@@ -378,6 +415,14 @@ class PlanCompiler:
             and rules.repeated.items.ignore != validate_pb2.IGNORE_ALWAYS
         ):
             element_check = self._repeated_items(fd, rules.repeated.items, stats)
+
+        if defined_values is None and element_check is None:
+            simple = [c for c in value_checks if isinstance(c, _SimpleCheck)]
+            if len(simple) == len(value_checks):
+                return _simple_field_step(
+                    name, [(c.fails, c.violation) for c in simple], fd, required=required,
+                    ignore_empty=ignore_empty,
+                )  # fmt: skip
 
         def step(message: Message, prefix: str, out: Out) -> None:
             if has_presence:
@@ -469,9 +514,16 @@ class PlanCompiler:
                     continue
                 predefined = rule_field.GetOptions().Extensions[validate_pb2.predefined]
                 for rule in predefined.cel:
-                    native = _standard_check(rule.id, typed_rules)
+                    native = _standard_check(rule.id, typed_rules, fd, self._format)
                     if native is not None:
                         stats.native += 1
+                        if rule.id.startswith(("timestamp.", "duration.")):  # may fall back
+                            native = _or_interpreted(
+                                native,
+                                self._interpreted_value_rule(
+                                    fd, rule, item=item, rules=typed_rules, rule_field=rule_field
+                                ),
+                            )
                         checks.append(native)
                     else:
                         stats.interpreted.append(rule.id)
@@ -482,16 +534,23 @@ class PlanCompiler:
                         )
         custom = [validate_pb2.Rule(id=text, expression=text) for text in rules.cel_expression]
         custom.extend(rules.cel)
+        this_type = _value_type(fd, item=item)
         for rule in custom:
-            compiled = _CelCompiler(self._env).compile_bool(
-                rule.expression, _value_type(fd, item=item)
-            )
+            compiled = _CelCompiler(self._env).compile_bool(rule.expression, this_type)
+            interpreted = self._interpreted_value_rule(fd, rule, item=item, rules=typed_rules)
             if compiled is not None:
                 stats.native += 1
-                checks.append(_custom_value_check(compiled, rule))
+                checks.append(
+                    _custom_value_check(
+                        compiled,
+                        rule,
+                        interpreted,
+                        convert=_CONVERSIONS.get(this_type),
+                    )
+                )
             else:
                 stats.interpreted.append(rule.id)
-                checks.append(self._interpreted_value_rule(fd, rule, item=item, rules=typed_rules))
+                checks.append(interpreted)
         return checks
 
     def _interpreted_value_rule(
@@ -516,6 +575,12 @@ class PlanCompiler:
             self._run_cel(rule, activation, path, out)
 
         return check
+
+    def _format(self, expression: str, rules: Message) -> str:
+        """A rule message's text as protovalidate's CEL formats it (`'%s'.format([rules.gt])`
+        for a Timestamp, Duration or list), evaluated once when the plan is compiled."""
+        rules_cel = pv_rules._msg_to_cel(rules)  # noqa: SLF001 - protovalidate's own activation
+        return str(self._program(expression).evaluate({"rules": rules_cel}))
 
     def _program(self, expression: str) -> celpy.Runner:
         program = self._programs.get(expression)
@@ -547,14 +612,65 @@ class PlanCompiler:
             raise result
 
 
+def _simple_field_step(
+    name: str,
+    tests: list[tuple[Callable[[Any], bool], _Violation]],
+    fd: FieldDescriptor,
+    *,
+    required: bool,
+    ignore_empty: bool,
+) -> Step:
+    """`_field_step` for a field whose checks all fail on the value alone (the common case):
+    no path is built unless a check fails."""
+    default = fd.default_value
+
+    def step(message: Message, prefix: str, out: Out) -> None:
+        value = getattr(message, name)
+        if (
+            (not message.HasField(name))
+            if has_presence
+            else ((not value) if repeated else value == default)
+        ):
+            if required:
+                out.append(FieldViolation(_join(prefix, name), "value is required", "required"))
+                return
+            if ignore_empty:
+                return
+        for fails, violation in tests:
+            if fails(value):
+                violation(_join(prefix, name), out)
+
+    has_presence, repeated = fd.has_presence, fd.is_repeated
+    return step
+
+
+def _or_interpreted(native: ValueCheck, interpreted: ValueCheck) -> ValueCheck:
+    def check(value: Any, path: str, out: Out) -> None:
+        try:
+            native(value, path, out)
+        except _Fallback:
+            interpreted(value, path, out)
+
+    return check
+
+
 def _custom_value_check(
-    compiled: Callable[[dict[str, Any]], bool], rule: validate_pb2.Rule
+    compiled: Callable[[dict[str, Any]], bool],
+    rule: validate_pb2.Rule,
+    interpreted: ValueCheck,
+    *,
+    convert: Callable[[Any], Any] | None,
 ) -> ValueCheck:
     rule_id = rule.id
     failure = rule.message or f'"{rule.expression}" returned false'
 
     def check(value: Any, path: str, out: Out) -> None:
-        if not compiled({"this": value}):
+        try:
+            passed = compiled({"this": value if convert is None else convert(value)})
+        except _Fallback:
+            interpreted(value, path, out)
+            return
+        if not passed:
             out.append(FieldViolation(path, failure, rule_id))
 
     return check
@@ -599,18 +715,54 @@ _UUID_PATTERN: Final = (
 )
 
 
-def _violation(message: str, rule_id: str) -> Callable[[str, Out], None]:
-    def add(path: str, out: Out) -> None:
-        out.append(FieldViolation(path, message, rule_id))
+class _Violation:
+    """One rule's violation, reported at a path."""
 
-    return add
+    __slots__ = ("description", "rule_id")
+
+    def __init__(self, description: str, rule_id: str) -> None:
+        self.description, self.rule_id = description, rule_id
+
+    def __call__(self, path: str, out: Out) -> None:
+        out.append(FieldViolation(path, self.description, self.rule_id))
 
 
-def _standard_check(rule_id: str, rules: Any) -> ValueCheck | None:
+def _violation(message: str, rule_id: str) -> _Violation:
+    return _Violation(message, rule_id)
+
+
+class _SimpleCheck:
+    """A check that fails on the value alone: a field step tests `fails` inline and builds
+    the field's path only for a violation."""
+
+    __slots__ = ("fails", "violation")
+
+    def __init__(self, fails: Callable[[Any], bool], violation: _Violation) -> None:
+        self.fails, self.violation = fails, violation
+
+    def __call__(self, value: Any, path: str, out: Out) -> None:
+        if self.fails(value):
+            self.violation(path, out)
+
+
+Formatter = Callable[[str, Message], str]
+
+
+def _standard_check(  # noqa: PLR0911
+    rule_id: str, rules: Any, fd: FieldDescriptor, fmt: Formatter
+) -> ValueCheck | None:
     """A Python check for one predefined rule, or None to leave it to the interpreter."""
     kind, _, name = rule_id.partition(".")
     if kind == "string":
         return _string_check(name, rule_id, rules)
+    if kind == "bytes":
+        return _bytes_check(name, rule_id, rules)
+    if kind == "repeated" and name == "unique":
+        return _unique_check(rule_id, rules, fd)
+    if kind == "field_mask" and name == "in":
+        return _field_mask_in(rule_id, rules, fmt)
+    if kind in ("timestamp", "duration"):
+        return _time_check(kind, name, rule_id, rules, fmt)
     if kind in ("repeated", "map") and name in ("min_items", "max_items", "min_pairs", "max_pairs"):
         # uint(this.size()) < rules.min_items ? 'must contain at least %d item(s)' ...
         limit = getattr(rules, name)
@@ -623,17 +775,15 @@ def _standard_check(rule_id: str, rules: Any) -> ValueCheck | None:
         }[name]
         add = _violation(text, rule_id)
 
-        def size_check(value: Any, path: str, out: Out) -> None:
-            if (len(value) < limit) if too_few else (len(value) > limit):
-                add(path, out)
-
-        return size_check
+        return _SimpleCheck(
+            lambda value: (len(value) < limit) if too_few else (len(value) > limit), add
+        )
     if kind in _INT_KINDS or kind in _UINT_KINDS or kind == "enum":
         return _number_check(name, rule_id, rules)
     return None
 
 
-def _string_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:  # noqa: C901
+def _string_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:  # noqa: PLR0911
     if name in ("len", "min_len", "max_len"):
         # uint(this.size()) > rules.max_len ? 'must be at most %s characters'.format(...) : ''
         limit = getattr(rules, name)
@@ -649,21 +799,25 @@ def _string_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:  # 
         }[name]
         add = _violation(text, rule_id)
 
-        def length(value: str, path: str, out: Out) -> None:
-            if compare(len(value)):
-                add(path, out)
-
-        return length
+        return _SimpleCheck(lambda value: compare(len(value)), add)
     if name == "pattern":
         # !this.matches(rules.pattern) ? 'does not match regex pattern `%s`'.format(...) : ''
         matches = _matcher(rules.pattern)
         add = _violation(f"does not match regex pattern `{rules.pattern}`", rule_id)
 
-        def pattern(value: str, path: str, out: Out) -> None:
-            if not matches(value):
-                add(path, out)
+        return _SimpleCheck(lambda value: not matches(value), add)
+    if name in ("email", "email_empty"):
+        # email:       !rules.email || this == '' || this.isEmail()
+        # email_empty: !rules.email || this != ''
+        if not rules.email:
+            return _no_check
+        rule = _predefined_rule(validate_pb2.StringRules, "email", rule_id)
+        add = _violation(rule.message or f'"{rule.expression}" returned false', rule_id)
+        if name == "email_empty":
+            return _SimpleCheck(lambda value: value == "", add)
+        is_email = extra_func._email_regex.fullmatch  # noqa: SLF001 - protovalidate's isEmail
 
-        return pattern
+        return _SimpleCheck(lambda value: value != "" and is_email(value) is None, add)
     if name in ("uuid", "uuid_empty"):
         # uuid:       !rules.uuid || this == '' || this.matches('^[0-9a-fA-F]{8}-...$')
         # uuid_empty: !rules.uuid || this != ''
@@ -673,18 +827,9 @@ def _string_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:  # 
         add = _violation(rule.message or f'"{rule.expression}" returned false', rule_id)
         is_uuid = _matcher(_UUID_PATTERN)
         if name == "uuid_empty":
+            return _SimpleCheck(lambda value: value == "", add)
 
-            def non_empty(value: str, path: str, out: Out) -> None:
-                if value == "":
-                    add(path, out)
-
-            return non_empty
-
-        def uuid(value: str, path: str, out: Out) -> None:
-            if value != "" and not is_uuid(value):
-                add(path, out)
-
-        return uuid
+        return _SimpleCheck(lambda value: value != "" and not is_uuid(value), add)
     return None
 
 
@@ -698,31 +843,19 @@ def _number_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:
         add = _violation(f"must {'' if inside else 'not '}be in list {listed}", rule_id)
         member_set = frozenset(members)
 
-        def membership(value: int, path: str, out: Out) -> None:
-            if (value in member_set) != inside:
-                add(path, out)
-
-        return membership
+        return _SimpleCheck(lambda value: (value in member_set) != inside, add)
     if name == "const":
         const = rules.const
         add = _violation(f"must equal {const}", rule_id)
 
-        def equal(value: int, path: str, out: Out) -> None:
-            if value != const:
-                add(path, out)
-
-        return equal
+        return _SimpleCheck(lambda value: value != const, add)
     bounds = _bounds_check(name, rules)
     if bounds is None:
         return None
     test, text = bounds
     add = _violation(text, rule_id)
 
-    def bound(value: int, path: str, out: Out) -> None:
-        if test(value):
-            add(path, out)
-
-    return bound
+    return _SimpleCheck(test, add)
 
 
 def _never(_: int) -> bool:
@@ -737,42 +870,52 @@ _PASSES: Final = (_never, "")
 
 
 def _bounds_check(  # noqa: C901, PLR0911
-    name: str, r: Any
+    name: str,
+    r: Any,
+    value: Callable[[Any], int] | None = None,
+    show: Callable[[str], str] | None = None,
 ) -> tuple[Callable[[int], bool], str] | None:
-    """The failing condition and message of one numeric range rule id (suffix after the kind)."""
+    """The failing condition and message of one range rule id (suffix after the kind).
+
+    `value` turns a bound into what the checked values are compared as (microseconds for
+    timestamps and durations); `show` renders the bound named so in the message."""
     has = r.HasField
-    if name == "lt":
-        return (
-            _PASSES
-            if has("gte") or has("gt")
-            else (lambda v: v >= r.lt, f"must be less than {r.lt}")
-        )
-    if name == "lte":
-        return (
-            _PASSES
-            if has("gte") or has("gt")
-            else (lambda v: v > r.lte, f"must be less than or equal to {r.lte}")
-        )
+
+    def bound(field: str) -> int:
+        raw = getattr(r, field)
+        return raw if value is None else value(raw)
+
+    def text(field: str) -> str:
+        return str(getattr(r, field)) if show is None else show(field)
+
+    if name in ("lt", "lte"):
+        if has("gte") or has("gt"):
+            return _PASSES
+        hi = bound(name)
+        if name == "lt":
+            return (lambda v: v >= hi, f"must be less than {text('lt')}")
+        return (lambda v: v > hi, f"must be less than or equal to {text('lte')}")
     lower_name = "gt" if name.startswith("gt_") or name == "gt" else "gte"
     if name in ("gt", "gte"):
         if has("lt") or has("lte"):
             return _PASSES
-        lo = getattr(r, name)
+        lo = bound(name)
         if name == "gt":
-            return (lambda v: v <= lo, f"must be greater than {lo}")
-        return (lambda v: v < lo, f"must be greater than or equal to {lo}")
+            return (lambda v: v <= lo, f"must be greater than {text('gt')}")
+        return (lambda v: v < lo, f"must be greater than or equal to {text('gte')}")
     rest = name[len(lower_name) + 1 :]
     upper_name, _, exclusive = rest.partition("_")
     if upper_name not in ("lt", "lte") or exclusive not in ("", "exclusive"):
         return None
     if not has(upper_name):
         return _PASSES
-    lo = getattr(r, lower_name)
-    hi = getattr(r, upper_name)
+    lo = bound(lower_name)
+    hi = bound(upper_name)
     strict_lo = lower_name == "gt"
     strict_hi = upper_name == "lt"
-    lower_text = f"greater than {lo}" if strict_lo else f"greater than or equal to {lo}"
-    upper_text = f"less than {hi}" if strict_hi else f"less than or equal to {hi}"
+    lo_text, hi_text = text(lower_name), text(upper_name)
+    lower_text = f"greater than {lo_text}" if strict_lo else f"greater than or equal to {lo_text}"
+    upper_text = f"less than {hi_text}" if strict_hi else f"less than or equal to {hi_text}"
 
     def below(v: int) -> bool:  # fails the lower bound
         return bool(v <= lo if strict_lo else v < lo)
@@ -785,10 +928,114 @@ def _bounds_check(  # noqa: C901, PLR0911
         if not hi >= lo:
             return _PASSES
         return (lambda v: above(v) or below(v), f"must be {lower_text} and {upper_text}")
-    # has(rules.lt) && rules.lt < rules.gt && (rules.lt <= this && this <= rules.gt)
+    # has(rules.lt) && rules.lt < rules.gt && (rules.lt <= this && this <= rules.gt): the
+    # values between the bounds, both included, fail both bounds.
     if not hi < lo:
         return _PASSES
-    return (lambda v: not above(v) and not below(v), f"must be {lower_text} or {upper_text}")
+    return (lambda v: above(v) and below(v), f"must be {lower_text} or {upper_text}")
+
+
+def _time_check(  # noqa: C901
+    kind: str, name: str, rule_id: str, rules: Any, fmt: Formatter
+) -> ValueCheck | None:
+    """timestamp/duration rules over microseconds, as celpy compares them; a value CEL cannot
+    represent raises _Fallback (the caller then asks the interpreter)."""
+    micros = _timestamp_micros if kind == "timestamp" else _micros
+    if kind == "timestamp" and name in ("gt_now", "lt_now"):
+        # (rules.gt_now && this < now) ? 'must be greater than now' : ''
+        if not getattr(rules, name):
+            return _no_check
+        later = name == "gt_now"
+        add = _violation(f"must be {'greater' if later else 'less'} than now", rule_id)
+
+        def relative(value: Any, path: str, out: Out) -> None:
+            this, now = micros(value), _now_micros()
+            if (this < now) if later else (this > now):
+                add(path, out)
+
+        return relative
+    if kind == "timestamp" and name == "within":
+        # this < now-rules.within || this > now+rules.within ? 'must be within %s of now'...
+        within = _micros(rules.within)
+        add = _violation(fmt("'must be within %s of now'.format([rules.within])", rules), rule_id)
+
+        def near(value: Any, path: str, out: Out) -> None:
+            this, now = micros(value), _now_micros()
+            low = _timestamp_in_range(now - within)
+            high = _timestamp_in_range(now + within)
+            if this < low or this > high:
+                add(path, out)
+
+        return near
+    try:
+        bounds = _bounds_check(
+            name, rules, micros, lambda field: fmt(f"'%s'.format([rules.{field}])", rules)
+        )
+    except _Fallback:
+        return None  # a bound CEL cannot represent: the interpreter says what that means
+    if bounds is None:
+        return None
+    test, text = bounds
+    add = _violation(text, rule_id)
+
+    def bound(value: Any, path: str, out: Out) -> None:
+        if test(micros(value)):
+            add(path, out)
+
+    return bound
+
+
+def _bytes_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:
+    if name not in ("len", "min_len", "max_len"):
+        return None
+    # uint(this.size()) < rules.min_len ? 'must be at least %s bytes'.format([rules.min_len])
+    limit = getattr(rules, name)
+    text = {
+        "len": f"must be {limit} bytes",
+        "min_len": f"must be at least {limit} bytes",
+        "max_len": f"must be at most {limit} bytes",
+    }[name]
+    compare: Callable[[int], bool] = {
+        "len": lambda n: n != limit,
+        "min_len": lambda n: n < limit,
+        "max_len": lambda n: n > limit,
+    }[name]
+    add = _violation(text, rule_id)
+
+    return _SimpleCheck(lambda value: compare(len(value)), add)
+
+
+_UNHASHABLE_ALIKE: Final = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
+
+
+def _unique_check(rule_id: str, rules: Any, fd: FieldDescriptor) -> ValueCheck | None:
+    # !rules.unique || this.unique()   (message: repeated value must contain unique items)
+    if fd.message_type is not None or fd.type in _UNHASHABLE_ALIKE:
+        return None  # floats (NaN) and messages: left to the interpreter
+    if not rules.unique:
+        return _no_check
+    rule = _predefined_rule(validate_pb2.RepeatedRules, "unique", rule_id)
+    add = _violation(rule.message or f'"{rule.expression}" returned false', rule_id)
+
+    return _SimpleCheck(lambda value: len(set(value)) != len(value), add)
+
+
+def _field_mask_in(rule_id: str, rules: Any, fmt: Formatter) -> ValueCheck:
+    # !this.paths.all(p, p in getField(rules, 'in') || getField(rules, 'in').exists(f,
+    #   p.startsWith(f+'.'))) ? 'must only contain paths in %s'.format([getField(rules, 'in')])
+    allowed = frozenset(getattr(rules, "in"))
+    prefixes = tuple(f"{path}." for path in getattr(rules, "in"))
+    add = _violation(
+        fmt("'must only contain paths in %s'.format([getField(rules, 'in')])", rules), rule_id
+    )
+
+    def within(value: Any, path: str, out: Out) -> None:
+        for named in value.paths:
+            if named not in allowed and not named.startswith(prefixes):
+                add(path, out)
+                return
+
+    return within
 
 
 # A conservative subset of regular expressions on which Python's `re` and RE2 (what CEL's
@@ -946,6 +1193,8 @@ def _element_type(fd: FieldDescriptor) -> Any:
             return _TIMESTAMP
         if name == "google.protobuf.Duration":
             return _DURATION
+        if name == "google.protobuf.FieldMask":  # a plain message to protovalidate's CEL
+            return _MsgType(fd.message_type)
         if name.startswith("google.protobuf."):  # wrappers, Any, Struct...: CEL converts them
             raise _Unsupported(name)
         return _MsgType(fd.message_type)
@@ -965,9 +1214,66 @@ def _value_type(fd: FieldDescriptor, *, item: bool) -> Any:
         return None
 
 
-def _nanos(value: Any) -> int:
-    result: int = value.seconds * 1_000_000_000 + value.nanos
-    return result
+class _Fallback(Exception):
+    """A compiled check met a value whose CEL evaluation it does not mirror (an overflow, a
+    timestamp out of range): the rule is evaluated by the interpreter for this value."""
+
+
+_MIN_TIMESTAMP_SECONDS: Final = -62_135_596_800  # 0001-01-01T00:00:00Z
+_MAX_TIMESTAMP_SECONDS: Final = 253_402_300_799  # 9999-12-31T23:59:59Z
+_MAX_DURATION_SECONDS: Final = 315_576_000_000  # celpy's DurationType bound
+_INT64: Final = (-(2**63), 2**63 - 1)
+_UINT64: Final = (0, 2**64 - 1)
+
+
+def _micros(value: Any) -> int:
+    """A Timestamp or Duration as CEL (celpy) sees it: whole microseconds, nanos floored."""
+    seconds: int = value.seconds
+    nanos: int = value.nanos
+    if not -_MAX_DURATION_SECONDS <= seconds <= _MAX_DURATION_SECONDS:
+        raise _Fallback
+    return seconds * 1_000_000 + nanos // 1000
+
+
+def _timestamp_micros(value: Any) -> int:
+    """A Timestamp as microseconds; one CEL cannot hold (outside years 1-9999) falls back."""
+    seconds: int = value.seconds
+    nanos: int = value.nanos
+    return _timestamp_in_range(seconds * 1_000_000 + nanos // 1000)
+
+
+# How compiled CEL sees a Timestamp or Duration value: microseconds, as celpy does.
+_CONVERSIONS: Final[dict[Any, Callable[[Any], int]]] = {
+    _TIMESTAMP: _timestamp_micros,
+    _DURATION: _micros,
+}
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def _timestamp_in_range(micros: int) -> int:
+    if not _MIN_TIMESTAMP_SECONDS * 1_000_000 <= micros < (_MAX_TIMESTAMP_SECONDS + 1) * 1_000_000:
+        raise _Fallback
+    return micros
+
+
+def _duration_in_range(micros: int) -> int:
+    if not -_MAX_DURATION_SECONDS * 1_000_000 <= micros <= _MAX_DURATION_SECONDS * 1_000_000:
+        raise _Fallback
+    return micros
+
+
+def _in_range(bounds: tuple[int, int]) -> Callable[[int], int]:
+    low, high = bounds
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise _Fallback  # CEL reports an overflow error here
+        return value
+
+    return check
 
 
 class _CelCompiler:
@@ -1017,8 +1323,10 @@ class _CelCompiler:
                 return self._relation(
                     children[0].data, [children[0].children[0], children[1]], scope
                 )
-            if data == "addition" and binary and children[0].data == "addition_add":
-                return self._concat([children[0].children[0], children[1]], scope)
+            if data in ("addition", "multiplication") and binary:
+                return self._arithmetic(
+                    children[0].data, [children[0].children[0], children[1]], scope
+                )
             if data == "unary" and binary and children[0].data == "unary_not":
                 code, kind = self._node(children[1], scope)
                 if kind != _BOOL:
@@ -1031,6 +1339,8 @@ class _CelCompiler:
             return self._method(children, scope)
         if data == "ident":
             name = str(children[0])
+            if name == "now" and name not in scope:
+                return (lambda _env: _now_micros()), _TIMESTAMP
             if name not in scope:
                 raise _Unsupported(name)
             kind = scope[name]
@@ -1065,10 +1375,6 @@ class _CelCompiler:
             return (lambda env: left(env) in right(env)), _BOOL
         if left_kind != right_kind:
             raise _Unsupported("mixed types")
-        if left_kind in (_TIMESTAMP, _DURATION):
-            raw_left, raw_right = left, right
-            left = lambda env: _nanos(raw_left(env))  # noqa: E731
-            right = lambda env: _nanos(raw_right(env))  # noqa: E731
         if data in ("relation_eq", "relation_ne"):
             if left_kind not in _EQUATABLE:
                 raise _Unsupported("==")
@@ -1085,12 +1391,39 @@ class _CelCompiler:
         }[data]
         return (lambda env: compare(left(env), right(env))), _BOOL
 
-    def _concat(self, children: list[Any], scope: dict[str, Any]) -> tuple[Code, Any]:
+    def _arithmetic(  # noqa: C901, PLR0911
+        self, op: str, children: list[Any], scope: dict[str, Any]
+    ) -> tuple[Code, Any]:
+        """`+`, `-`, `*` on strings, ints, uints, timestamps and durations, as CEL types them;
+        a result CEL would refuse (overflow, out of range) falls back to the interpreter."""
         left, left_kind = self._node(children[0], scope)
         right, right_kind = self._node(children[1], scope)
-        if left_kind != _STRING or right_kind != _STRING:
-            raise _Unsupported("+")  # int + int could overflow in CEL: left to the interpreter
-        return (lambda env: left(env) + right(env)), _STRING
+        kinds = (left_kind, right_kind)
+        if op == "addition_add" and kinds == (_STRING, _STRING):
+            return (lambda env: left(env) + right(env)), _STRING
+        if kinds in ((_INT, _INT), (_UINT, _UINT)):
+            fits = _in_range(_INT64 if left_kind == _INT else _UINT64)
+            if op == "addition_add":
+                return (lambda env: fits(left(env) + right(env))), left_kind
+            if op == "addition_sub":
+                return (lambda env: fits(left(env) - right(env))), left_kind
+            if op == "multiplication_mul":
+                return (lambda env: fits(left(env) * right(env))), left_kind
+            raise _Unsupported(op)  # CEL's / and % truncate toward zero; not needed yet
+        timestamp, duration = _timestamp_in_range, _duration_in_range
+        if op == "addition_add":
+            if kinds in ((_TIMESTAMP, _DURATION), (_DURATION, _TIMESTAMP)):
+                return (lambda env: timestamp(left(env) + right(env))), _TIMESTAMP
+            if kinds == (_DURATION, _DURATION):
+                return (lambda env: duration(left(env) + right(env))), _DURATION
+        if op == "addition_sub":
+            if kinds == (_TIMESTAMP, _DURATION):
+                return (lambda env: timestamp(left(env) - right(env))), _TIMESTAMP
+            if kinds == (_TIMESTAMP, _TIMESTAMP):
+                return (lambda env: duration(left(env) - right(env))), _DURATION
+            if kinds == (_DURATION, _DURATION):
+                return (lambda env: duration(left(env) - right(env))), _DURATION
+        raise _Unsupported(op)
 
     def _select(self, children: list[Any], scope: dict[str, Any]) -> tuple[Code, Any]:
         base, kind = self._node(children[0], scope)
@@ -1103,8 +1436,29 @@ class _CelCompiler:
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             raise _Unsupported("map")
         element = _element_type(fd)
-        result = _ListType(element) if fd.is_repeated else element
-        return (lambda env: getattr(base(env), name)), result
+        if fd.is_repeated:
+            if element in (_TIMESTAMP, _DURATION):
+                raise _Unsupported("repeated timestamps")  # their items would be messages
+            return (lambda env: getattr(base(env), name)), _ListType(element)
+        if fd.containing_oneof is not None:  # CEL: an unset oneof member is no field at all
+            convert = _CONVERSIONS.get(element)
+            get = (
+                (lambda m: convert(getattr(m, name)))
+                if convert is not None
+                else (lambda m: getattr(m, name))
+            )
+
+            def member(env: Env) -> Any:
+                message = base(env)
+                if not message.HasField(name):
+                    raise _Fallback
+                return get(message)
+
+            return member, element
+        convert = _CONVERSIONS.get(element)
+        if convert is not None:
+            return (lambda env: convert(getattr(base(env), name))), element
+        return (lambda env: getattr(base(env), name)), element
 
     def _presence(self, node: Any, scope: dict[str, Any]) -> Code:
         """has(x.f) for a field with presence."""
@@ -1138,6 +1492,13 @@ class _CelCompiler:
         args = self._args(children[1] if len(children) > 1 else None)
         if name == "has" and len(args) == 1:
             return self._presence(args[0], scope), _BOOL
+        if name == "duration" and len(args) == 1:
+            try:
+                value = celtypes.DurationType(self._constant_string(args[0]))
+            except ValueError as exc:
+                raise _Unsupported("duration") from exc
+            micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+            return (lambda _env: micros), _DURATION
         if name == "size" and len(args) == 1:
             code, kind = self._node(args[0], scope)
             if kind != _STRING and not isinstance(kind, _ListType):

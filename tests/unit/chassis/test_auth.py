@@ -96,3 +96,72 @@ def test_rbac_matches_exact_family_verb_and_wildcard_patterns():
     assert not policy.allows(["c"], "checkout.orders.list")
     assert policy.allows(["d"], "anything.at.all")
     assert not policy.allows(["unknown-role"], "ledger.entries.create")
+
+
+class _CountingDecode:
+    """jwt.decode, counting the full verifications."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self._decode = jwt.decode
+        monkeypatch.setattr(jwt, "decode", self)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self._decode(*args, **kwargs)
+
+
+def test_a_verified_token_is_not_verified_again_until_it_expires(monkeypatch):
+    decode = _CountingDecode(monkeypatch)
+    now = [time.time()]
+    verifier = TokenVerifier(
+        key=SECRET, algorithms=["HS256"], issuer="iss", audience="aud", clock=lambda: now[0]
+    )
+    token = _token(exp=int(now[0]) + 60)
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first
+    assert decode.calls == 1
+    now[0] += 60 + 30  # exp + leeway: PyJWT would refuse it from here on
+    verifier.verify(token)  # (PyJWT's own clock has not moved: it verifies again, and passes)
+    assert decode.calls == 2
+
+
+def test_an_expired_token_is_refused_even_after_it_was_accepted():
+    verifier = TokenVerifier(
+        key=SECRET, algorithms=["HS256"], issuer="iss", audience="aud", leeway_seconds=0
+    )
+    expires = int(time.time()) + 1
+    token = _token(exp=expires)
+    verifier.verify(token)
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(Unauthenticated) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == "TOKEN_EXPIRED"
+
+
+def test_failures_are_never_cached_and_a_tampered_token_is_verified_afresh(monkeypatch):
+    decode = _CountingDecode(monkeypatch)
+    verifier = _verifier()
+    token = _token()
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    tail = "BB" if signature.endswith("AA") else "AA"
+    tampered = f"{header}.{payload}.{signature[:-2]}{tail}"
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            verifier.verify(tampered)
+    assert decode.calls == 3
+
+
+def test_the_cache_is_bounded_and_forgets_the_oldest_token(monkeypatch):
+    decode = _CountingDecode(monkeypatch)
+    verifier = TokenVerifier(
+        key=SECRET, algorithms=["HS256"], issuer="iss", audience="aud", cache_size=2
+    )
+    tokens = [_token(sub=f"user-{i}") for i in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+    verifier.verify(tokens[2])
+    assert decode.calls == 3
+    verifier.verify(tokens[0])  # evicted by the third
+    assert decode.calls == 4

@@ -5,7 +5,7 @@ from commerce.checkout.v1 import resources_pb2 as checkout_resources
 from commerce.ledger.v1 import ledger_service_pb2 as ledger
 from services.chassis.auth import Principal
 from services.chassis.errors import PermissionDenied
-from services.chassis.tenancy import tenant_of
+from services.chassis.tenancy import _named_of, named_tenants, tenant_of
 
 ACME_USER = Principal("u", "acme", frozenset({"storefront"}))
 SERVICE = Principal("checkout", None, frozenset({"service:checkout"}))
@@ -45,3 +45,21 @@ def test_a_request_naming_two_tenants_is_denied_even_for_a_service():
     with pytest.raises(PermissionDenied):
         tenant_of(SERVICE, request2)
     assert tenant_of(SERVICE, request) == "globex"
+
+
+def test_the_compiled_tenant_lookup_finds_what_the_field_walk_finds():
+    two_tenants = ledger.CreateAccountRequest(parent="tenants/acme")
+    two_tenants.account.name = "tenants/globex/accounts/x"
+    requests = [
+        two_tenants,
+        ledger.GetAccountRequest(name="tenants/acme/accounts/a"),
+        ledger.ListAccountsRequest(parent="tenants/globex"),
+        ledger.VerifyChainRequest(),
+        checkout.UpdateCheckoutRequest(
+            checkout=checkout_resources.Checkout(name="tenants/globex/checkouts/c1")
+        ),
+        checkout.PlaceOrderRequest(name="tenants/acme/checkouts/c", quote_id="tenants/x/y"),
+        checkout.CreateCheckoutRequest(checkout=checkout_resources.Checkout(name="not a name")),
+    ]
+    for request in requests:
+        assert _named_of(request) == set(named_tenants(request)), request
