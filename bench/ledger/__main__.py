@@ -1,13 +1,20 @@
 """`python -m bench.ledger`: ledger entries/s beside pgbench TPC-B tps, as ratios.
 
-Starts a private embedded PostgreSQL (or uses COMMERCE_BENCH_DATABASE_URL, a superuser URL),
-provisions and migrates a ledger database, serves it on a real chassis server, then measures
-for each concurrency (1 and 32): pgbench TPC-B tps, single-entry requests/s and entries/s in
-batches of 100 — through the full chassis server (with group commit for single entries,
-ADR 0016), through it with request validation switched off (a diagnostic), and through the
-use cases directly (no gRPC, no validation, no group commit). Each figure also reports the
-process CPU per entry (client, server and use cases share this process), which the shared
-machine's load disturbs far less than the wall clock.
+Measured like the deployment (ADR 0019): every party is its own OS process.
+- PostgreSQL: a private embedded one (or COMMERCE_BENCH_DATABASE_URL, a superuser URL);
+  pgbench runs against it in the same run (the ceiling the targets are ratios of).
+- The ledger: `python -m services.ledger` — the real entry point, settings from
+  `COMMERCE_LEDGER_*` (its database provisioned and migrated here first). `--replicas N`
+  also measures N processes on one port (SO_REUSEPORT, as the HPA scales the Deployment);
+  the 1-process figure is always reported.
+- The floor: `python -m bench.ledger.floor` — the same chassis server, contract, interceptors
+  and pool, whose entry RPCs run one trivial tenant transaction and no ledger work.
+- The load: `ghz` (Go), one process per measurement, templated data (every request new).
+
+For each concurrency (1 and 32): pgbench tps, then single-entry requests (CreateJournalEntry)
+and batches of 100 (BatchCreateJournalEntries) on the floor and on the ledger. Beside each
+rate: the server processes' CPU ms per entry and PostgreSQL's (postmaster and backends),
+from /proc — far less disturbed by a shared machine's load than the wall clock.
 """
 
 from __future__ import annotations
@@ -20,117 +27,214 @@ import secrets
 import shutil
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import grpc
+import jwt
 import psycopg
 from sqlalchemy.engine import URL
 
-from bench.ledger import pgbench
-from bench.ledger.unvalidated import start_unvalidated
-from bench.ledger.workload import CoreWorkload, GrpcWorkload, Rate, drive
-from services.chassis.config import AuthSettings, ServerSettings
-from services.chassis.db.database import Database
+from bench.ledger import load, pgbench
+from bench.ledger.processes import (
+    ServerGroup,
+    children_cpu_seconds,
+    parent_pid,
+    start_servers,
+)
+from commerce.ledger.v1 import ledger_service_pb2 as pb
+from commerce.ledger.v1 import ledger_service_pb2_grpc as rpc
+from commerce.ledger.v1 import resources_pb2 as res
 from services.chassis.db.embedded import EmbeddedPostgres
 from services.chassis.db.migrations import upgrade
 from services.chassis.db.provision import provision_service_database
 from services.chassis.db.settings import libpq_conninfo, normalize_postgres_url
-from services.chassis.server import start_server
-from services.ledger.bootstrap import MIGRATIONS, registration
-from services.ledger.config import ERROR_DOMAIN
-from services.ledger.storage.unit_of_work import SqlTransactionRunner
+from services.ledger.bootstrap import MIGRATIONS
 
 TARGETS = {"single": 0.4, "batch": 3.0}
 BATCH = 100
+LEDGER_TENANT = "bench-ledger"
+FLOOR_TENANT = "bench-floor"
 
 
-async def _pgbench_database(admin: URL) -> URL:
+def token(secret: str, tenant: str) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": "bench",
+        "tenant": tenant,
+        "roles": ["tenant_admin"],
+        "iss": "commerce-mesh",
+        "aud": "commerce-mesh",
+        "iat": now,
+        "exp": now + 86_400,
+    }
+    return jwt.encode(claims, secret)
+
+
+async def _pgbench_database(admin: URL) -> tuple[URL, int | None]:
+    """A fresh pgbench database, and the postmaster's pid (None if not on this machine)."""
     async with await psycopg.AsyncConnection.connect(
         libpq_conninfo(admin), autocommit=True
     ) as conn:
         await conn.execute("DROP DATABASE IF EXISTS bench_pgbench")
         await conn.execute("CREATE DATABASE bench_pgbench")
-    return admin.set(database="bench_pgbench")
+        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        postmaster = parent_pid(row[0] if row else 0)  # while this backend lives
+    return admin.set(database="bench_pgbench"), postmaster
 
 
-async def measure(admin: URL, seconds: float, concurrencies: list[int]) -> dict[str, Any]:
-    pgbench_url = await _pgbench_database(admin)
+async def open_accounts(port: int, bearer: str) -> None:
+    parent = f"tenants/{LEDGER_TENANT}"
+    metadata = (("authorization", f"Bearer {bearer}"),)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = rpc.LedgerServiceStub(channel)
+        for account_id in load.account_ids():
+            await stub.CreateAccount(
+                pb.CreateAccountRequest(
+                    parent=parent,
+                    account_id=account_id,
+                    account=res.Account(
+                        code=account_id.upper(),
+                        display_name=account_id,
+                        currency_code="USD",
+                        type=res.ACCOUNT_TYPE_ASSET,
+                    ),
+                    request_id=str(uuid.uuid4()),
+                ),
+                metadata=metadata,
+            )
+
+
+class Bench:
+    def __init__(self, descriptors: Path, postmaster: int | None, secret: str) -> None:
+        self._descriptors = descriptors
+        self._postmaster = postmaster
+        self.tokens = {t: token(secret, t) for t in (LEDGER_TENANT, FLOOR_TENANT)}
+
+    async def measure(
+        self, servers: ServerGroup, tenant: str, size: int, clients: int, seconds: float
+    ) -> dict[str, Any]:
+        """Entries/s of CreateJournalEntry (size 1) or batches of `size`, with CPU per entry."""
+        parent = f"tenants/{tenant}"
+        call, template = (
+            (load.SINGLE, load.single_template(parent))
+            if size == 1
+            else (load.BATCH, load.batch_template(parent, size))
+        )
+        server_cpu = servers.cpu_seconds()
+        pg_cpu = self._postgres_cpu()
+        run = await asyncio.to_thread(
+            load.ghz, servers.port, call, template, self.tokens[tenant], clients, seconds,
+            self._descriptors,
+        )  # fmt: skip
+        server_cpu = servers.cpu_seconds() - server_cpu
+        pg_cpu = self._postgres_cpu() - pg_cpu
+        entries = run.ok_calls * size
+
+        def per_entry(cpu: float) -> float:
+            return 1000 * cpu / entries if entries else float("nan")
+
+        return {
+            "entries_per_s": entries / run.seconds,
+            "calls_ok": run.ok_calls,
+            "errors": run.errors,
+            "error_kinds": run.error_kinds,
+            "server_cpu_ms_per_entry": per_entry(server_cpu),
+            # All of PostgreSQL: the server's backends (living or exited: the postmaster's
+            # reaped children count) and autovacuum, checkpoints, WAL writes of this load.
+            "postgres_cpu_ms_per_entry": per_entry(pg_cpu) if self._postmaster else None,
+            "replicas": len(servers.pids),
+        }
+
+    def _postgres_cpu(self) -> float:
+        return 0.0 if self._postmaster is None else children_cpu_seconds(self._postmaster)
+
+
+async def measure(
+    admin: URL, seconds: float, concurrencies: list[int], replicas: int
+) -> dict[str, Any]:
+    pgbench_url, postmaster = await _pgbench_database(admin)
     await pgbench.initialize(pgbench_url)
-    service = f"bench_ledger_{secrets.token_hex(3)}"
-    provisioned = await provision_service_database(admin, service)
+    provisioned = await provision_service_database(admin, f"bench_ledger_{secrets.token_hex(3)}")
     await upgrade(provisioned.owner_url, MIGRATIONS)
-    database = Database.connect(provisioned.app_url, pool_size=40, max_overflow=10)
-    runner = SqlTransactionRunner(database)
     secret = secrets.token_urlsafe(32)
-    settings = ServerSettings(port=0, auth=AuthSettings(key=secret, algorithms=["HS256"]))
-    server = await start_server(settings, [registration(runner)], error_domain=ERROR_DOMAIN)
-    bare = await start_unvalidated(settings, [registration(runner)])
-    results: dict[str, Any] = {"seconds": seconds, "batch_size": BATCH, "runs": []}
+    environment = {
+        "COMMERCE_LEDGER_DATABASE_URL": provisioned.app_url.render_as_string(hide_password=False),
+        "COMMERCE_LEDGER_AUTH__KEY": secret,
+        "COMMERCE_LEDGER_AUTH__ALGORITHMS": '["HS256"]',
+        "COMMERCE_LEDGER_LOG_LEVEL": "WARNING",
+        "COMMERCE_LEDGER_GRACE_PERIOD_SECONDS": "2",
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-ghz-"))
+    results: dict[str, Any] = {
+        "seconds": seconds,
+        "batch_size": BATCH,
+        "load": "ghz v0.121.0, one process per measurement",
+        "runs": [],
+    }
+    groups: dict[str, ServerGroup] = {}
     try:
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
-            grpc.aio.insecure_channel(f"127.0.0.1:{bare.port}") as bare_channel,
-        ):
-            remote = GrpcWorkload(channel, "bench-grpc", secret)
-            await remote.open_accounts()
-            unvalidated = GrpcWorkload(bare_channel, "bench-bare", secret)
-            await unvalidated.open_accounts()
-            core = CoreWorkload(runner, "bench-core")
-            await core.open_accounts()
-            for _, workload in measured_paths(remote, unvalidated, core):  # warm caches
-                await drive(workload.single, 4, 0.5)
-                await drive(workload.batch(BATCH), 2, 0.5)
-            for clients in concurrencies:
-                tps = await pgbench.tpcb_tps(pgbench_url, clients, seconds)
-                run: dict[str, Any] = {"concurrency": clients, "pgbench_tps": tps}
-                for path, workload in measured_paths(remote, unvalidated, core):
-                    single: Rate = await drive(workload.single, clients, seconds)
-                    batch: Rate = await drive(workload.batch(BATCH), clients, seconds)
-                    run[path] = {
-                        "single_entries_per_s": single.per_second,
-                        "single_ratio": single.per_second / tps,
-                        "batch_entries_per_s": batch.per_second,
-                        "batch_ratio": batch.per_second / tps,
-                        "single_cpu_ms_per_entry": single.cpu_ms_per_entry,
-                        "batch_cpu_ms_per_entry": batch.cpu_ms_per_entry,
-                    }
-                results["runs"].append(run)
-                _print_run(run)
+        bench = Bench(load.protoset(workdir), postmaster, secret)
+        groups["floor"] = await start_servers("bench.ledger.floor", environment)
+        groups["ledger"] = await start_servers("services.ledger", environment)
+        if replicas > 1:
+            groups[f"ledger x{replicas}"] = await start_servers(
+                "services.ledger", environment, replicas=replicas
+            )
+        for name, group in groups.items():  # for py-spy and friends
+            print(f"{name}: port {group.port}, pids {group.pids}", file=sys.stderr)  # noqa: T201
+        await open_accounts(groups["ledger"].port, bench.tokens[LEDGER_TENANT])
+        for name, group in groups.items():  # warm up every process
+            tenant = FLOOR_TENANT if name == "floor" else LEDGER_TENANT
+            await bench.measure(group, tenant, 1, 4 * len(group.pids), 1)
+            await bench.measure(group, tenant, BATCH, 2 * len(group.pids), 1)
+        for clients in concurrencies:
+            tps = await pgbench.tpcb_tps(pgbench_url, clients, seconds)
+            run: dict[str, Any] = {"concurrency": clients, "pgbench_tps": tps}
+            for kind, size in (("single", 1), ("batch", BATCH)):
+                for name, group in groups.items():
+                    tenant = FLOOR_TENANT if name == "floor" else LEDGER_TENANT
+                    figure = await bench.measure(group, tenant, size, clients, seconds)
+                    figure["ratio"] = figure["entries_per_s"] / tps
+                    run.setdefault(name, {})[kind] = figure
+            results["runs"].append(run)
+            _print_run(run)
     finally:
-        await bare.stop()
-        await server.stop()
-        await database.dispose()
+        for group in groups.values():
+            await group.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return results
 
 
-def measured_paths(
-    remote: GrpcWorkload, unvalidated: GrpcWorkload, core: CoreWorkload
-) -> list[tuple[str, GrpcWorkload | CoreWorkload]]:
-    """gRPC through the full chassis; gRPC without validation; the use cases alone."""
-    return [("grpc", remote), ("grpc-no-validation", unvalidated), ("core", core)]
-
-
 def _print_run(run: dict[str, Any]) -> None:
-    print(  # noqa: T201 - a CLI reporting to the developer
-        f"\nconcurrency {run['concurrency']}: pgbench TPC-B {run['pgbench_tps']:.0f} tps"
-    )
-    for path in ("grpc", "grpc-no-validation", "core"):
-        r = run[path]
-        print(  # noqa: T201 - a CLI reporting to the developer
-            f"  {path:<18} single {r['single_entries_per_s']:8.0f} entries/s"
-            f" ({r['single_ratio']:.2f}x, target {TARGETS['single']}x)"
-            f" [{r['single_cpu_ms_per_entry']:.2f} cpu ms/entry]"
-            f"   batch {r['batch_entries_per_s']:8.0f} entries/s"
-            f" ({r['batch_ratio']:.2f}x, target {TARGETS['batch']}x)"
-            f" [{r['batch_cpu_ms_per_entry']:.2f} cpu ms/entry]"
-        )
+    lines = [f"\nconcurrency {run['concurrency']}: pgbench TPC-B {run['pgbench_tps']:.0f} tps"]
+    for name, figures in run.items():
+        if not isinstance(figures, dict):
+            continue
+        parts = []
+        for kind in ("single", "batch"):
+            f = figures[kind]
+            pg = f["postgres_cpu_ms_per_entry"]
+            parts.append(
+                f"{kind} {f['entries_per_s']:7.0f} entries/s ({f['ratio']:.2f}x,"
+                f" target {TARGETS[kind]}x) [cpu ms/entry: server"
+                f" {f['server_cpu_ms_per_entry']:.2f}, postgres"
+                f" {'-' if pg is None else f'{pg:.2f}'}"
+                f"{', ' + str(f['errors']) + ' errors' if f['errors'] else ''}]"
+            )
+        lines.append(f"  {name:<10} " + "   ".join(parts))
+    print("\n".join(lines))  # noqa: T201 - a CLI reporting to the developer
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--concurrency", type=int, action="append", default=None)
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="also measure N ledger processes on one port"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     configured = os.environ.get("COMMERCE_BENCH_DATABASE_URL")
@@ -143,7 +247,7 @@ async def main(argv: list[str] | None = None) -> int:
         embedded = EmbeddedPostgres(data_dir)
         admin = await asyncio.to_thread(embedded.start)
     try:
-        results = await measure(admin, args.seconds, args.concurrency or [1, 32])
+        results = await measure(admin, args.seconds, args.concurrency or [1, 32], args.replicas)
     finally:
         if embedded is not None:
             embedded.stop()

@@ -103,10 +103,14 @@ def entry_draft(request: pb.CreateJournalEntryRequest, trace: TraceLink) -> Entr
 # --- domain → proto -------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+    """`Timestamp.FromDatetime`'s value in integer arithmetic (about a third cheaper; aware
+    datetimes and naive ones meaning UTC, as FromDatetime reads them)."""
+    delta = moment - (_EPOCH if moment.tzinfo is not None else _EPOCH.replace(tzinfo=None))
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def money(currency: str, amount: int) -> Money:
@@ -136,7 +140,8 @@ def account(value: Account) -> res.Account:
 
 def journal_entry(value: JournalEntry) -> res.JournalEntry:
     draft, tenant = value.draft, value.tenant
-    message = res.JournalEntry(
+    created = timestamp(value.link.create_time)
+    return res.JournalEntry(
         name=value.name,
         postings=[
             res.Posting(
@@ -156,10 +161,9 @@ def journal_entry(value: JournalEntry) -> res.JournalEntry:
         hash=value.link.hash,
         trace_id=draft.trace.trace_id,
         span_id=draft.trace.span_id,
-        create_time=timestamp(value.link.create_time),
+        create_time=created,
+        effective_time=created if draft.effective_time is None else timestamp(draft.effective_time),
     )
-    message.effective_time.CopyFrom(timestamp(draft.effective_time or value.link.create_time))
-    return message
 
 
 def hold(value: Hold) -> res.Hold:

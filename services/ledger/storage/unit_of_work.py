@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -18,7 +18,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from services.chassis.db.database import Database
+from services.chassis.db.database import Database, validate_tenant_id
+from services.chassis.db.rls import TENANT_SETTING
 from services.ledger.domain.ports import TransactionRunner, UnitOfWork
 from services.ledger.storage.accounts import SqlAccounts
 from services.ledger.storage.chain import SqlChain
@@ -37,12 +38,14 @@ _REGISTER_TENANT = query(
     "INSERT INTO tenants (tenant_id) VALUES (:tenant) ON CONFLICT (tenant_id) DO NOTHING"
 )
 _TENANTS = text("SELECT tenant_id FROM tenants ORDER BY tenant_id")
+# is_local=true: the setting dies with the transaction (as the chassis tenant_transaction's).
+_SET_TENANT = query("SELECT set_config(:setting, :tenant, true)")
 
 
 class SqlUnitOfWork(UnitOfWork):
-    def __init__(self, session: AsyncSession, tenant: str) -> None:
+    def __init__(self, sql: Sql, tenant: str) -> None:
         self.tenant = tenant
-        self._sql = sql = Sql(session)
+        self._sql = sql
         self.accounts = SqlAccounts(sql, tenant)
         self.journal = SqlJournal(sql, tenant)
         self.chain = SqlChain(sql, tenant)
@@ -63,6 +66,11 @@ class SqlTransactionRunner(TransactionRunner):
 
     Serialization failures and deadlocks roll the transaction back and run the use case
     again (up to `attempts` times, with jittered backoff); callers never see them.
+
+    The transaction is the chassis `tenant_transaction`'s (a pooled connection, BEGIN, the
+    RLS tenant setting local to the transaction, COMMIT or ROLLBACK) run on the psycopg
+    connection in pipeline mode (ADR 0019): BEGIN and the tenant setting travel with the
+    first query, the outbox statement with COMMIT.
     """
 
     def __init__(self, database: Database, *, attempts: int = 20) -> None:
@@ -81,14 +89,38 @@ class SqlTransactionRunner(TransactionRunner):
         try:
             async for attempt in retrying:
                 with attempt:
-                    async with self._database.tenant_transaction(tenant) as session:
-                        return await work(SqlUnitOfWork(session, tenant))
+                    async with self._transaction(tenant) as sql:
+                        return await work(SqlUnitOfWork(sql, tenant))
         except (DBAPIError, psycopg.Error) as error:
             mapped = as_domain_error(error)
             if mapped is None:
                 raise
             raise mapped from error
         raise AssertionError("unreachable: tenacity reraises the last failure")
+
+    @asynccontextmanager
+    async def _transaction(self, tenant: str) -> AsyncIterator[Sql]:
+        """One tenant transaction on a pooled connection, pipelined; commits if the block
+        ends normally, rolls back if it raises."""
+        tenant = validate_tenant_id(tenant)
+        engine = self._database.engine
+        async with engine.connect() as connection:  # checked out (and pinged) by the pool
+            raw = await connection.get_raw_connection()
+            driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+            try:
+                async with driver.pipeline() as pipeline, driver.transaction():
+                    sql = Sql(driver, engine, pipeline)
+                    await sql.execute(_SET_TENANT, {"setting": TENANT_SETTING, "tenant": tenant})
+                    yield sql
+            except Exception:
+                raise  # psycopg rolled the transaction back: the connection is reusable
+            except BaseException:
+                # Cancelled (a caller's deadline) anywhere in the transaction, even while
+                # committing or rolling back, the connection may still have statements or
+                # results in flight (libpq's status cannot tell, in pipeline mode): close it
+                # rather than hand it to the next caller. The request_id makes a retry safe.
+                await connection.invalidate()
+                raise
 
     async def tenants(self) -> list[str]:
         async with self._database.transaction() as session:

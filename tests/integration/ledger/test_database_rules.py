@@ -71,6 +71,105 @@ async def test_an_entry_with_a_single_posting_is_refused_at_commit(books, ledger
     assert error.diag.constraint_name == "postings_at_least_two"
 
 
+async def committed(database, tenant, *statements):
+    """Run the statements as the app role in one tenant transaction that must commit."""
+    async with database.tenant_transaction(tenant) as session:
+        for statement in statements:
+            await session.execute(text(statement), {"t": tenant})
+
+
+# One statement writing several entries and their postings (as the service's batches do):
+# the `legs` are (entry, index, account, amount) in USD.
+def one_statement(*legs: tuple[str, int, str, int]) -> str:
+    entries = ", ".join(f"(:t, '{e}')" for e in sorted({e for e, _, _, _ in legs}))
+    values = ", ".join(f"(:t, '{e}', {i}, '{a}', 'USD', {m})" for e, i, a, m in legs)
+    columns = "tenant_id, entry_id, posting_index, account_id, currency_code, amount_minor"
+    return (
+        f"WITH e AS (INSERT INTO journal_entries (tenant_id, entry_id) VALUES {entries}"  # noqa: S608
+        f" RETURNING entry_id) INSERT INTO postings ({columns})"
+        f" SELECT * FROM (VALUES {values}) AS p WHERE EXISTS (SELECT 1 FROM e)"
+    )
+
+
+async def test_one_statement_with_an_unbalanced_entry_among_several_is_refused(
+    books, ledger_database
+):
+    error = await refused(
+        ledger_database,
+        books.tenant,
+        one_statement(
+            ("m1", 0, "cash", 5), ("m1", 1, "sales", -5),
+            ("m2", 0, "cash", 7), ("m2", 1, "sales", -6),
+            ("m3", 0, "cash", 1), ("m3", 1, "sales", -1),
+        ),
+    )  # fmt: skip
+    assert isinstance(error, pg.CheckViolation)
+    assert error.diag.constraint_name == "postings_balanced"
+    assert "journal entry m2 does not balance in USD: off by 1" in str(error)
+    error = await refused(
+        ledger_database,
+        books.tenant,
+        one_statement(("s1", 0, "cash", 5), ("s1", 1, "sales", -5), ("s2", 0, "cash", 4)),
+    )
+    assert isinstance(error, pg.CheckViolation)
+    assert error.diag.constraint_name == "postings_balanced"  # one posting of 4: off by 4
+
+
+async def test_one_statement_with_an_entry_of_a_single_posting_among_several_is_refused(
+    books, ledger_database
+):
+    # e3 has no postings at all; e4's legs balance.
+    error = await refused(
+        ledger_database,
+        books.tenant,
+        "WITH e AS (INSERT INTO journal_entries (tenant_id, entry_id) VALUES (:t, 'x3'),"
+        " (:t, 'x4') RETURNING entry_id) INSERT INTO postings (tenant_id, entry_id,"
+        " posting_index, account_id, currency_code, amount_minor)"
+        " SELECT :t, 'x4', i, a, 'USD', m FROM (VALUES (0, 'cash', 3), (1, 'sales', -3))"
+        " AS v (i, a, m) WHERE EXISTS (SELECT 1 FROM e)",
+    )
+    assert isinstance(error, pg.CheckViolation)
+    assert error.diag.constraint_name == "postings_at_least_two"
+    assert "journal entry x3 has 0 posting(s)" in str(error)
+
+
+async def test_balanced_entries_commit_whether_written_in_one_statement_or_several(
+    books, ledger_database
+):
+    await committed(
+        ledger_database,
+        books.tenant,
+        one_statement(
+            ("b1", 0, "cash", 5), ("b1", 1, "sales", -5),
+            ("b2", 0, "cash", 2), ("b2", 1, "sales", -1), ("b2", 2, "sales", -1),
+        ),
+    )  # fmt: skip
+    await committed(  # the check waits for the commit: postings may follow their entry
+        ledger_database,
+        books.tenant,
+        "INSERT INTO journal_entries (tenant_id, entry_id) VALUES (:t, 'b3')",
+        "INSERT INTO postings (tenant_id, entry_id, posting_index, account_id, currency_code,"
+        " amount_minor) VALUES (:t, 'b3', 0, 'cash', 'USD', 8)",
+        "INSERT INTO postings (tenant_id, entry_id, posting_index, account_id, currency_code,"
+        " amount_minor) VALUES (:t, 'b3', 1, 'sales', 'USD', -8)",
+    )
+    # Every queued check deleted its queue row before its transaction committed.
+    async with ledger_database.tenant_transaction(books.tenant) as session:
+        pending = (await session.execute(text("SELECT count(*) FROM entry_checks"))).scalar_one()
+    assert pending == 0
+
+
+async def test_postings_added_to_a_committed_entry_are_checked_again(books, ledger_database):
+    error = await refused(
+        ledger_database,
+        books.tenant,
+        "INSERT INTO postings (tenant_id, entry_id, posting_index, account_id, currency_code,"
+        " amount_minor) VALUES (:t, 'e1', 2, 'cash', 'USD', 1)",
+    )
+    assert isinstance(error, pg.CheckViolation)
+    assert error.diag.constraint_name == "postings_balanced"
+
+
 async def test_a_posting_in_another_currency_than_its_account_is_refused(books, ledger_database):
     error = await refused(
         ledger_database,

@@ -1,6 +1,10 @@
 """Wire ⇄ domain: request fingerprints ignore only the request id; balances read normally."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from commerce.ledger.v1 import ledger_service_pb2 as pb
 from commerce.ledger.v1 import resources_pb2 as res
@@ -57,3 +61,18 @@ def test_a_credit_normal_balance_reads_positive_and_available_excludes_pending_d
     assert (balance.posted.amount_minor, balance.pending.amount_minor) == (100, -30)
     assert balance.available.amount_minor == 70
     assert (balance.last_sequence, balance.account) == (7, "tenants/acme/accounts/wallet")
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 1),  # noqa: DTZ001 - naive bounds; timezones drawn below
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=30)), None]
+        ),
+    )
+)
+def test_timestamps_equal_protobufs_own_conversion(moment):
+    expected = Timestamp()
+    expected.FromDatetime(moment)
+    assert messages.timestamp(moment) == expected
