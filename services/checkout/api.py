@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from services.checkout.domain.ports import (
     TransactionRunner,
     no_checkpoint,
 )
-from services.checkout.domain.saga import Saga
+from services.checkout.domain.saga import Held, Saga
 from services.checkout.domain.tax import TaxCalculator
 
 Context = Any  # grpc.aio.ServicerContext; the interceptor owns status handling
@@ -172,9 +173,14 @@ class CheckoutApi(rpc.CheckoutServiceServicer):
             quote_id=request.quote_id,
             payment_method_token=request.payment_method_token,
         )
-        placed = await self._runner.run(tenant, lambda uow: usecases.place_order(uow, command))
+        lease = self._saga.lease()
+        placed, fresh = await self._runner.run(
+            tenant, lambda uow: usecases.open_order(uow, command, lease)
+        )
         self._checkpoint("placed")
-        order = await self._saga.follow(tenant, placed.order_id, self._call_budget(context))
+        held = Held(placed, lease) if fresh else None
+        budget = self._call_budget(context)
+        order = await self._saga.follow(tenant, placed.order_id, budget, held=held)
         if not order.done:
             self._continue(tenant, order.order_id)
         failure = order.failure
@@ -189,8 +195,13 @@ class CheckoutApi(rpc.CheckoutServiceServicer):
         return max(0.0, min(self._budget, remaining - 0.25))  # leave time to answer
 
     def _continue(self, tenant: str, order_id: str) -> None:
-        """The saga goes on after the call returns; the recovery worker is the safety net."""
-        task = asyncio.get_running_loop().create_task(self._saga.drive(tenant, order_id))
+        """The saga goes on after the call returns; the recovery worker is the safety net.
+
+        In a context of its own: the request's would bound every payments call of the drive
+        by the request's deadline (the ambient one of clients.deadline), long past."""
+        task = asyncio.get_running_loop().create_task(
+            self._saga.drive(tenant, order_id), context=contextvars.Context()
+        )
         self._background.add(task)
         task.add_done_callback(self._finished)
 

@@ -41,6 +41,12 @@ from services.checkout.storage.unit_of_work import SqlLeases, SqlTransactionRunn
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
 SERVICE_ROLE = "service:checkout"
+# A self-signed token toward payments lives 5 minutes and is reused for its first minute,
+# rather than signed again for every call.
+TOKEN_LIFETIME_SECONDS = 300
+TOKEN_REUSE_SECONDS = 60
+# A token file (a rotated, mounted token) is read again at most this often.
+TOKEN_FILE_REREAD_SECONDS = 5.0
 
 
 @dataclass
@@ -75,7 +81,15 @@ def payments_token_provider(settings: CheckoutSettings) -> Callable[[], str]:
     """The bearer token of the `service:checkout` identity toward payments."""
     if settings.payments_token_file is not None:
         path = settings.payments_token_file
-        return lambda: path.read_text().strip()
+        read: list[tuple[float, str]] = []  # (when, token)
+
+        def reread() -> str:
+            now = time.monotonic()
+            if not read or now - read[0][0] >= TOKEN_FILE_REREAD_SECONDS:
+                read[:] = [(now, path.read_text().strip())]
+            return read[0][1]
+
+        return reread
     if settings.payments_token is not None:
         value = settings.payments_token.get_secret_value()
         return lambda: value
@@ -83,18 +97,23 @@ def payments_token_provider(settings: CheckoutSettings) -> Callable[[], str]:
     if auth.key is None or not all(a.startswith("HS") for a in auth.algorithms):
         raise ValueError("set payments_token_file: checkout needs a token to call payments")
     secret = auth.key.get_secret_value()
+    signed: list[tuple[int, str]] = []  # (when, token): one token serves a minute of calls
 
     def sign() -> str:
         now = int(time.time())
+        if signed and now - signed[0][0] < TOKEN_REUSE_SECONDS:
+            return signed[0][1]
         claims = {
             "sub": "checkout",
             "roles": [SERVICE_ROLE],
             "iss": auth.issuer,
             "aud": auth.audience,
             "iat": now,
-            "exp": now + 300,
+            "exp": now + TOKEN_LIFETIME_SECONDS,
         }
-        return jwt.encode(claims, secret, algorithm=auth.algorithms[0])
+        token = jwt.encode(claims, secret, algorithm=auth.algorithms[0])
+        signed[:] = [(now, token)]
+        return token
 
     return sign
 

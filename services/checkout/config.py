@@ -55,8 +55,9 @@ class CheckoutSettings(ServerSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 50053
     payments_addr: str = "127.0.0.1:50052"
     payments_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
-    # The `service:checkout` identity's bearer token toward payments: a file (re-read on every
-    # call) or a value; with neither and an HS* auth key, the process signs its own.
+    # The `service:checkout` identity's bearer token toward payments: a file (read again every
+    # few seconds, so a rotated token is picked up) or a value; with neither and an HS* auth
+    # key, the process signs its own.
     payments_token_file: FilePath | None = None
     payments_token: SecretStr | None = None
     saga: SagaSettings = SagaSettings()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from clients import errors as client_errors
+from clients.deadline import Deadline
 from clients.services import PaymentsClient
 from commerce.payments.v1 import payments_service_pb2 as ppb
 from commerce.payments.v1 import resources_pb2 as pres
@@ -60,13 +61,21 @@ class PaymentsAdapter:
         self._client = client
         self._timeout = timeout
 
-    async def _payment(self, name: str) -> pres.Payment:
+    def _deadline(self, budget: float | None) -> Deadline:
+        """One deadline for everything a saga call sends: the adapter's timeout, or what is
+        left of the caller's budget when that is sooner."""
+        return Deadline.after(self._timeout if budget is None else min(self._timeout, budget))
+
+    async def _payment(self, name: str, bound: Deadline) -> pres.Payment:
         reply = await self._client.call(
-            self._client.stub.GetPayment, ppb.GetPaymentRequest(name=name), timeout=self._timeout
+            self._client.stub.GetPayment, ppb.GetPaymentRequest(name=name), deadline=bound
         )
         return reply.payment
 
-    async def authorize(self, request: Authorization) -> PaymentResult:
+    async def authorize(
+        self, request: Authorization, *, budget: float | None = None
+    ) -> PaymentResult:
+        bound = self._deadline(budget)
         message = ppb.AuthorizePaymentRequest(
             parent=f"tenants/{request.tenant}",
             payment_id=request.payment_id,
@@ -82,11 +91,11 @@ class PaymentsAdapter:
         )
         try:
             reply = await self._client.call(
-                self._client.stub.AuthorizePayment, message, timeout=self._timeout
+                self._client.stub.AuthorizePayment, message, deadline=bound
             )
             payment = reply.payment
             if payment.outcome_unknown:
-                payment = await self._payment(payment.name)
+                payment = await self._payment(payment.name, bound)
         except client_errors.CommerceError as error:
             return _from_error(error)
         return self._authorized(payment)
@@ -107,8 +116,15 @@ class PaymentsAdapter:
         return _retry("PAYMENT_OUTCOME_UNKNOWN", f"payment is {_S.Name(payment.state)}")
 
     async def capture(
-        self, payment: str, amount: int, currency: str, request_id: str
+        self,
+        payment: str,
+        amount: int,
+        currency: str,
+        request_id: str,
+        *,
+        budget: float | None = None,
     ) -> PaymentResult:
+        bound = self._deadline(budget)
         message = ppb.CapturePaymentRequest(
             name=payment,
             amount=Money(currency_code=currency, amount_minor=amount),
@@ -117,11 +133,11 @@ class PaymentsAdapter:
         )
         try:
             reply = await self._client.call(
-                self._client.stub.CapturePayment, message, timeout=self._timeout
+                self._client.stub.CapturePayment, message, deadline=bound
             )
             current = reply.payment
             if current.outcome_unknown:
-                current = await self._payment(payment)
+                current = await self._payment(payment, bound)
         except client_errors.CommerceError as error:
             return _from_error(error)
         if current.state in {
@@ -144,33 +160,34 @@ class PaymentsAdapter:
             message=f"payment is {_S.Name(current.state)}",
         )
 
-    async def void(self, payment: str, request_id: str) -> PaymentResult:
+    async def void(
+        self, payment: str, request_id: str, *, budget: float | None = None
+    ) -> PaymentResult:
+        bound = self._deadline(budget)
         message = ppb.VoidPaymentRequest(
             name=payment, reason="checkout saga compensation", request_id=request_id
         )
         try:
-            reply = await self._client.call(
-                self._client.stub.VoidPayment, message, timeout=self._timeout
-            )
+            reply = await self._client.call(self._client.stub.VoidPayment, message, deadline=bound)
             current = reply.payment
             if current.outcome_unknown:
-                current = await self._payment(payment)
+                current = await self._payment(payment, bound)
         except client_errors.NotFound:
             return PaymentResult(Outcome.SUCCEEDED, payment)  # never created: nothing held
         except client_errors.CommerceError as error:
             if error.reason == "INVALID_PAYMENT_STATE":
-                return await self._nothing_held(payment, error)
+                return await self._nothing_held(payment, error, bound)
             return _from_error(error)
         if current.state in {_S.PAYMENT_STATE_VOIDED, _S.PAYMENT_STATE_FAILED}:
             return PaymentResult(Outcome.SUCCEEDED, current.name)
         return _retry("PAYMENT_OUTCOME_UNKNOWN", f"payment is {_S.Name(current.state)}")
 
     async def _nothing_held(
-        self, payment: str, error: client_errors.CommerceError
+        self, payment: str, error: client_errors.CommerceError, bound: Deadline
     ) -> PaymentResult:
         """A void refused for the payment's state is a success when nothing is held."""
         try:
-            current = await self._payment(payment)
+            current = await self._payment(payment, bound)
         except client_errors.CommerceError as lookup:
             return _from_error(lookup)
         if current.outcome_unknown:  # payments is still resolving what the PSP did
@@ -186,8 +203,16 @@ class PaymentsAdapter:
         return PaymentResult(Outcome.DECLINED, payment, reason=error.reason, message=error.message)
 
     async def refund(
-        self, payment: str, refund_id: str, amount: int, currency: str, request_id: str
+        self,
+        payment: str,
+        refund_id: str,
+        amount: int,
+        currency: str,
+        request_id: str,
+        *,
+        budget: float | None = None,
     ) -> PaymentResult:
+        bound = self._deadline(budget)
         message = ppb.RefundPaymentRequest(
             name=payment,
             refund_id=refund_id,
@@ -198,14 +223,14 @@ class PaymentsAdapter:
         )
         try:
             reply = await self._client.call(
-                self._client.stub.RefundPayment, message, timeout=self._timeout
+                self._client.stub.RefundPayment, message, deadline=bound
             )
             refund = reply.refund
             if refund.state != pres.REFUND_STATE_SUCCEEDED:
                 found = await self._client.call(
                     self._client.stub.GetRefund,
                     ppb.GetRefundRequest(name=refund.name),
-                    timeout=self._timeout,
+                    deadline=bound,
                 )
                 refund = found.refund
         except client_errors.CommerceError as error:

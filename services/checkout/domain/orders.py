@@ -155,6 +155,11 @@ class Order:
         )
         return self._with(now, state=state, steps=(*self.steps, step))
 
+    def opened(self, now: datetime) -> Order:
+        """A PENDING order's first saga transition: authorizing, its first attempt counted
+        (persisted in one write before the authorize call)."""
+        return self.begin(StepType.AUTHORIZE_PAYMENT, OrderState.AUTHORIZING, now).attempt(now)
+
     def attempt(self, now: datetime) -> Order:
         """Counts an attempt of the current step; persisted before the downstream call."""
         step = self._require_current()

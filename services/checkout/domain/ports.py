@@ -48,18 +48,38 @@ class Authorization:
 
 
 class PaymentsPort(Protocol):
-    """The payments service as the saga sees it; every call is idempotent by request_id."""
+    """The payments service as the saga sees it; every call is idempotent by request_id.
 
-    async def authorize(self, request: Authorization) -> PaymentResult: ...
+    `budget` (seconds) is what is left of the caller's time: the call gives up by then, or
+    at the adapter's own timeout if that comes first (None: the adapter's own timeout)."""
 
-    async def capture(
-        self, payment: str, amount: int, currency: str, request_id: str
+    async def authorize(
+        self, request: Authorization, *, budget: float | None = None
     ) -> PaymentResult: ...
 
-    async def void(self, payment: str, request_id: str) -> PaymentResult: ...
+    async def capture(
+        self,
+        payment: str,
+        amount: int,
+        currency: str,
+        request_id: str,
+        *,
+        budget: float | None = None,
+    ) -> PaymentResult: ...
+
+    async def void(
+        self, payment: str, request_id: str, *, budget: float | None = None
+    ) -> PaymentResult: ...
 
     async def refund(
-        self, payment: str, refund_id: str, amount: int, currency: str, request_id: str
+        self,
+        payment: str,
+        refund_id: str,
+        amount: int,
+        currency: str,
+        request_id: str,
+        *,
+        budget: float | None = None,
     ) -> PaymentResult: ...
 
 
@@ -92,6 +112,14 @@ class OrderFilter:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """Who drives an order (one owner per drive) and for how long without renewing."""
+
+    owner: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class StoredKey:
     method: str
     fingerprint: bytes
@@ -117,9 +145,18 @@ class UnitOfWork(Protocol):
 
     async def get_order(self, order_id: str, *, lock: bool = False) -> Order | None: ...
 
-    async def add_order(self, order: Order) -> None: ...
+    async def add_order(
+        self, order: Order, lease: Lease | None = None, checkout: Checkout | None = None
+    ) -> None:
+        """Inserts the order; with `lease`, already held by that driver; with `checkout`,
+        that checkout's new state is saved in the same write."""
 
-    async def save_order(self, order: Order, expected_version: int) -> None: ...
+    async def save_order(
+        self, order: Order, expected_version: int, checkout: Checkout | None = None
+    ) -> None:
+        """Saves the order if it is still at `expected_version` (VersionConflictError
+        otherwise, and nothing is written); a terminal order's lease is released in the same
+        write; with `checkout`, that checkout's new state is saved in it too."""
 
     async def list_orders(
         self, where: OrderFilter, after: tuple[datetime, str] | None, limit: int
@@ -136,6 +173,11 @@ class Leases(Protocol):
     """At most one driver per order at a time (a lease that lapses if its holder dies)."""
 
     async def acquire(self, tenant: str, order_id: str, owner: str, seconds: float) -> bool: ...
+
+    async def take(self, tenant: str, order_id: str, lease: Lease) -> tuple[bool, Order | None]:
+        """Acquires an in-flight order's lease and reads the order, in one round trip:
+        (whether the lease is now held, the order or None if there is none)."""
+        ...
 
     async def release(self, tenant: str, order_id: str, owner: str) -> None: ...
 

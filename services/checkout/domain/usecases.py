@@ -19,7 +19,7 @@ from services.checkout.domain import errors, quotes
 from services.checkout.domain.checkouts import Checkout, CheckoutChanges, NewCheckout, create
 from services.checkout.domain.events import CheckoutCreated, OrderPlaced
 from services.checkout.domain.orders import Order, OrderState
-from services.checkout.domain.ports import OrderFilter, TransactionRunner, UnitOfWork
+from services.checkout.domain.ports import Lease, OrderFilter, TransactionRunner, UnitOfWork
 from services.checkout.domain.tax import TaxCalculator, TaxRequest
 
 
@@ -196,10 +196,23 @@ class PlaceOrder:
 async def place_order(uow: UnitOfWork, command: PlaceOrder) -> Order:
     """Creates the PENDING order, marks the checkout PLACED and stages OrderPlaced, in one
     transaction; a replay returns the order the first call created."""
+    order, _ = await _place(uow, command, None)
+    return order
+
+
+async def open_order(uow: UnitOfWork, command: PlaceOrder, lease: Lease) -> tuple[Order, bool]:
+    """`place_order`, and in the same transaction the saga's first write: the order is
+    stored already authorizing with its first attempt counted (`Order.opened`) and leased to
+    the caller, who makes the authorize call next. Returns the order and whether this call
+    created it (False: a replay, the order as the first call left it, lease not held)."""
+    return await _place(uow, command, lease)
+
+
+async def _place(uow: UnitOfWork, command: PlaceOrder, lease: Lease | None) -> tuple[Order, bool]:
     order_id = new_id()
     replay = await _replayed(uow, command.key, {"order": order_id})
     if replay is not None:
-        return await get_order(uow, replay["order"])
+        return await get_order(uow, replay["order"]), False
     now = uow.now()
     checkout = await _expired_recorded(uow, await _checkout(uow, command.checkout_id, lock=True))
     checkout.require_open(now)  # first: a double click learns which order is in flight
@@ -209,7 +222,7 @@ async def place_order(uow: UnitOfWork, command: PlaceOrder) -> Order:
         raise errors.quote_stale("it is not the checkout's current quote")
     if quote.is_expired(now):
         raise errors.quote_stale("it expired")
-    order = Order(
+    placed = Order(
         order_id=order_id,
         tenant=uow.tenant,
         checkout_id=checkout.checkout_id,
@@ -223,10 +236,10 @@ async def place_order(uow: UnitOfWork, command: PlaceOrder) -> Order:
         shipping_address=checkout.shipping_address,
         billing_address=checkout.billing_address,
     )
-    await uow.add_order(order)
-    await uow.save_checkout(checkout.placed(order.name, now))
-    await uow.stage([OrderPlaced(order)])
-    return order
+    order = placed if lease is None else placed.opened(now)
+    await uow.add_order(order, lease, checkout.placed(order.name, now))  # one write
+    await uow.stage([OrderPlaced(placed)])
+    return order, True
 
 
 async def get_order(uow: UnitOfWork, order_id: str) -> Order:

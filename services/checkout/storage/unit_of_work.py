@@ -20,6 +20,7 @@ from services.checkout.domain.checkouts import Checkout
 from services.checkout.domain.events import CheckoutEvent
 from services.checkout.domain.orders import Order
 from services.checkout.domain.ports import (
+    Lease,
     OrderFilter,
     StoredKey,
     TransactionRunner,
@@ -35,13 +36,16 @@ log = logging.getLogger(__name__)
 
 IN_FLIGHT = ("PENDING", "AUTHORIZING", "CAPTURING", "COMPENSATING")
 
-_REGISTER_TENANT = text(
-    "INSERT INTO tenants (tenant_id) VALUES (:tenant) ON CONFLICT (tenant_id) DO NOTHING"
-)
+# The claim registers the tenant (for the recovery worker's scan) in the same statement, only
+# when the key is new: a replay writes nothing.
 _CLAIM = text(
-    "INSERT INTO idempotency_keys (tenant_id, request_id, method, fingerprint, result)"
+    "WITH claimed AS (INSERT INTO idempotency_keys"
+    " (tenant_id, request_id, method, fingerprint, result)"
     " VALUES (:tenant, :request_id, :method, :fingerprint, CAST(:result AS jsonb))"
-    " ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING request_id"
+    " ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING request_id),"
+    " registered AS (INSERT INTO tenants (tenant_id) SELECT :tenant"
+    " WHERE EXISTS (SELECT FROM claimed) ON CONFLICT (tenant_id) DO NOTHING)"
+    " SELECT request_id FROM claimed"
 )
 # A new statement, hence a new snapshot: it sees the row a conflicting claim committed.
 _STORED = text(
@@ -60,20 +64,46 @@ _SAVE_CHECKOUT = text(
     " WHERE tenant_id = :tenant AND checkout_id = :id"
 )
 _GET_ORDER = "SELECT body FROM orders WHERE tenant_id = :tenant AND order_id = :id"
+# Each order write is one statement with its history row (the history's foreign key is
+# checked at the statement's end, when the order row exists) and, when the same transition
+# changes the order's checkout, with that checkout's new state (`c_*`; all NULL: none, the
+# update then matches no row). With a lease (PlaceOrder's own drive), the order is born held
+# by its driver.
 _ADD_ORDER = text(
-    "INSERT INTO orders (tenant_id, order_id, checkout_id, customer_id, request_id, state,"
-    " version, currency_code, total_minor, payment, create_time, update_time, body)"
+    "WITH written AS (INSERT INTO orders (tenant_id, order_id, checkout_id, customer_id,"
+    " request_id, state, version, currency_code, total_minor, payment, create_time,"
+    " update_time, lease_owner, lease_until, body)"
     " VALUES (:tenant, :id, :checkout, :customer, :request_id, :state, :version, :currency,"
-    " :total, :payment, :create_time, :update_time, CAST(:body AS jsonb))"
+    " :total, :payment, :create_time, :update_time, CAST(:lease_owner AS text),"
+    " CASE WHEN CAST(:lease_owner AS text) IS NULL THEN NULL"
+    " ELSE clock_timestamp() + make_interval(secs => :lease_seconds) END,"
+    " CAST(:body AS jsonb)) RETURNING order_id),"
+    " checkout AS (UPDATE checkouts SET customer_id = :c_customer, state = :c_state,"
+    " version = :c_version, expire_time = :c_expire_time, update_time = :c_update_time,"
+    " body = CAST(:c_body AS jsonb) WHERE tenant_id = :tenant"
+    " AND checkout_id = CAST(:c_id AS text) AND EXISTS (SELECT FROM written))"
+    " INSERT INTO order_history (tenant_id, order_id, version, state, step)"
+    " SELECT :tenant, :id, :version, :state, CAST(:step AS jsonb) FROM written"
+    " RETURNING version"
 )
+# A terminal order is nobody's to drive: its lease goes in the write that ends it.
 _SAVE_ORDER = text(
-    "UPDATE orders SET state = :state, version = :version, payment = :payment,"
-    " update_time = :update_time, body = CAST(:body AS jsonb)"
+    "WITH written AS (UPDATE orders SET state = :state, version = :version,"
+    " payment = :payment, update_time = :update_time, body = CAST(:body AS jsonb),"
+    " lease_owner = CASE WHEN :done THEN NULL ELSE lease_owner END,"
+    " lease_until = CASE WHEN :done THEN NULL ELSE lease_until END"
     " WHERE tenant_id = :tenant AND order_id = :id AND version = :expected"
+    " RETURNING order_id),"
+    " checkout AS (UPDATE checkouts SET customer_id = :c_customer, state = :c_state,"
+    " version = :c_version, expire_time = :c_expire_time, update_time = :c_update_time,"
+    " body = CAST(:c_body AS jsonb) WHERE tenant_id = :tenant"
+    " AND checkout_id = CAST(:c_id AS text) AND EXISTS (SELECT FROM written))"
+    " INSERT INTO order_history (tenant_id, order_id, version, state, step)"
+    " SELECT :tenant, :id, :version, :state, CAST(:step AS jsonb) FROM written"
+    " RETURNING version"
 )
-_HISTORY = text(
-    "INSERT INTO order_history (tenant_id, order_id, version, state, step)"
-    " VALUES (:tenant, :id, :version, :state, CAST(:step AS jsonb))"
+_NO_CHECKOUT = dict.fromkeys(
+    ("c_id", "c_customer", "c_state", "c_version", "c_expire_time", "c_update_time", "c_body")
 )
 
 
@@ -89,9 +119,6 @@ class SqlUnitOfWork(UnitOfWork):
         result = await self._session.execute(statement, {"tenant": self.tenant, **params})
         return list(result.all()) if result.returns_rows else []  # type: ignore[attr-defined]
 
-    async def register_tenant(self) -> None:
-        await self._all(_REGISTER_TENANT)
-
     async def claim_request(
         self, request_id: str, method: str, fingerprint: bytes, result: dict[str, str]
     ) -> StoredKey | None:
@@ -103,7 +130,6 @@ class SqlUnitOfWork(UnitOfWork):
             result=json.dumps(result),
         )
         if claimed:
-            await self.register_tenant()
             return None
         (row,) = await self._all(_STORED, request_id=request_id)
         return StoredKey(row.method, bytes(row.fingerprint), dict(row.result))
@@ -139,43 +165,52 @@ class SqlUnitOfWork(UnitOfWork):
         rows = await self._all(statement, id=order_id)
         return load_order(rows[0].body) if rows else None
 
-    async def add_order(self, order: Order) -> None:
+    async def add_order(
+        self, order: Order, lease: Lease | None = None, checkout: Checkout | None = None
+    ) -> None:
         await self._all(
             _ADD_ORDER,
-            id=order.order_id,
+            **self._history(order),
+            **self._changed(checkout),
             checkout=order.checkout_id,
             customer=order.customer.customer_id,
             request_id=order.request_id,
-            state=order.state.value,
-            version=order.version,
             currency=order.quote.currency,
             total=order.quote.total,
             payment=order.payment,
             create_time=order.create_time,
             update_time=order.update_time,
             body=dump_order(order),
+            lease_owner=None if lease is None else lease.owner,
+            lease_seconds=0.0 if lease is None else lease.seconds,
         )
-        await self._history(order)
 
-    async def save_order(self, order: Order, expected_version: int) -> None:
-        updated = await self._session.execute(
+    async def save_order(
+        self, order: Order, expected_version: int, checkout: Checkout | None = None
+    ) -> None:
+        written = await self._all(
             _SAVE_ORDER,
-            {
-                "tenant": self.tenant,
-                "id": order.order_id,
-                "state": order.state.value,
-                "version": order.version,
-                "payment": order.payment,
-                "update_time": order.update_time,
-                "body": dump_order(order),
-                "expected": expected_version,
-            },
+            **self._history(order),
+            **self._changed(checkout),
+            payment=order.payment,
+            update_time=order.update_time,
+            body=dump_order(order),
+            done=order.done,
+            expected=expected_version,
         )
-        if getattr(updated, "rowcount", 0) != 1:
+        if len(written) != 1:
             raise VersionConflictError(order.name)
-        await self._history(order)
 
-    async def _history(self, order: Order) -> None:
+    def _changed(self, checkout: Checkout | None) -> dict[str, Any]:
+        """The `c_*` parameters of an order write: the checkout's new state, or all NULL."""
+        if checkout is None:
+            return _NO_CHECKOUT
+        row = self._checkout_row(checkout)
+        return {f"c_{name}": value for name, value in row.items() if name != "create_time"}
+
+    @staticmethod
+    def _history(order: Order) -> dict[str, Any]:
+        """The order's key, version and state, and its current step as the history keeps it."""
         step = order.current_step
         body = None
         if step is not None:
@@ -188,9 +223,12 @@ class SqlUnitOfWork(UnitOfWork):
                     "error_reason": step.error_reason,
                 }
             )
-        await self._all(
-            _HISTORY, id=order.order_id, version=order.version, state=order.state.value, step=body
-        )
+        return {
+            "id": order.order_id,
+            "version": order.version,
+            "state": order.state.value,
+            "step": body,
+        }
 
     async def list_orders(
         self, where: OrderFilter, after: tuple[datetime, str] | None, limit: int
@@ -254,6 +292,20 @@ _ACQUIRE = text(
     " WHERE tenant_id = :tenant AND order_id = :id AND (lease_owner IS NULL"
     " OR lease_owner = :owner OR lease_until < clock_timestamp()) RETURNING order_id"
 )
+# Acquires an in-flight order's lease and reads the order in one statement. The fallback read
+# (lease not taken) sees the statement's snapshot: the body as of then, which the lease
+# update would not have changed anyway.
+_TAKE = text(
+    "WITH taken AS (UPDATE orders SET lease_owner = :owner,"
+    " lease_until = clock_timestamp() + make_interval(secs => :seconds)"
+    " WHERE tenant_id = :tenant AND order_id = :id"
+    " AND state IN ('PENDING', 'AUTHORIZING', 'CAPTURING', 'COMPENSATING')"
+    " AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until < clock_timestamp())"
+    " RETURNING body)"
+    " SELECT true AS taken, body FROM taken"
+    " UNION ALL SELECT false, body FROM orders WHERE tenant_id = :tenant AND order_id = :id"
+    " AND NOT EXISTS (SELECT FROM taken)"
+)
 _RELEASE = text(
     "UPDATE orders SET lease_owner = NULL, lease_until = NULL"
     " WHERE tenant_id = :tenant AND order_id = :id AND lease_owner = :owner"
@@ -279,6 +331,14 @@ class SqlLeases:
         async with self._database.tenant_transaction(tenant) as session:
             params = {"tenant": tenant, "id": order_id, "owner": owner, "seconds": seconds}
             return (await session.execute(_ACQUIRE, params)).first() is not None
+
+    async def take(self, tenant: str, order_id: str, lease: Lease) -> tuple[bool, Order | None]:
+        async with self._database.tenant_transaction(tenant) as session:
+            params = {"tenant": tenant, "id": order_id, "owner": lease.owner}
+            row = (await session.execute(_TAKE, {**params, "seconds": lease.seconds})).first()
+        if row is None:
+            return False, None
+        return bool(row.taken), load_order(row.body)
 
     async def release(self, tenant: str, order_id: str, owner: str) -> None:
         async with self._database.tenant_transaction(tenant) as session:

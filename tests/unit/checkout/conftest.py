@@ -67,14 +67,22 @@ class FakeUnitOfWork:
     async def get_order(self, order_id, *, lock=False):
         return self.world.orders.get((self.tenant, order_id))
 
-    async def add_order(self, order):
+    async def add_order(self, order, lease=None, checkout=None):
         self.world.orders[self.tenant, order.order_id] = order
+        if lease is not None:
+            self.world.leases[self.tenant, order.order_id] = lease.owner
+        if checkout is not None:
+            await self.save_checkout(checkout)
 
-    async def save_order(self, order, expected_version):
+    async def save_order(self, order, expected_version, checkout=None):
         current = self.world.orders[self.tenant, order.order_id]
         if current.version != expected_version:
             raise VersionConflictError(order.name)
         self.world.orders[self.tenant, order.order_id] = order
+        if checkout is not None:
+            await self.save_checkout(checkout)
+        if order.done:  # a terminal order's lease goes with the write that ends it
+            self.world.leases.pop((self.tenant, order.order_id), None)
 
     async def list_orders(self, where: OrderFilter, after, limit):
         found = sorted(
@@ -96,10 +104,10 @@ class FakeRunner:
 
     async def run(self, tenant: str, work: Callable[[Any], Awaitable[T]]) -> T:
         draft = copy.copy(self.world)
-        for name in ("checkouts", "orders", "keys", "outbox"):
+        for name in ("checkouts", "orders", "keys", "outbox", "leases"):
             setattr(draft, name, copy.copy(getattr(self.world, name)))
         result = await work(FakeUnitOfWork(draft, tenant))
-        for name in ("checkouts", "orders", "keys", "outbox"):
+        for name in ("checkouts", "orders", "keys", "outbox", "leases"):
             setattr(self.world, name, getattr(draft, name))
         return result
 
@@ -114,6 +122,12 @@ class FakeLeases:
             return False
         self.world.leases[tenant, order_id] = owner
         return True
+
+    async def take(self, tenant, order_id, lease):
+        order = self.world.orders.get((tenant, order_id))
+        if order is None or order.done:
+            return False, order
+        return await self.acquire(tenant, order_id, lease.owner, lease.seconds), order
 
     async def release(self, tenant, order_id, owner):
         if self.world.leases.get((tenant, order_id)) == owner:
@@ -150,6 +164,7 @@ class FakePayments:
         self.capture_declines = False
         self.unavailable_first: dict[str, int] = {}  # method -> answers of RETRY first
         self.void_declines = False
+        self.budgets: list[float | None] = []  # what each call was given of its caller's time
 
     def _transient(self, method: str) -> bool:
         left = self.unavailable_first.get(method, 0)
@@ -170,7 +185,8 @@ class FakePayments:
         self.answers[request_id] = answer
         return answer
 
-    async def authorize(self, request: Authorization) -> PaymentResult:
+    async def authorize(self, request: Authorization, *, budget=None) -> PaymentResult:
+        self.budgets.append(budget)
         name = f"tenants/{request.tenant}/payments/{request.payment_id}"
 
         def act() -> PaymentResult:
@@ -185,7 +201,9 @@ class FakePayments:
 
         return self._once(request.request_id, "authorize", act)
 
-    async def capture(self, payment, amount, currency, request_id):
+    async def capture(self, payment, amount, currency, request_id, *, budget=None):
+        self.budgets.append(budget)
+
         def act() -> PaymentResult:
             held = self.payments[payment]
             if self.capture_declines:
@@ -196,7 +214,9 @@ class FakePayments:
 
         return self._once(request_id, "capture", act)
 
-    async def void(self, payment, request_id):
+    async def void(self, payment, request_id, *, budget=None):
+        self.budgets.append(budget)
+
         def act() -> PaymentResult:
             if self.void_declines:
                 return PaymentResult(Outcome.DECLINED, payment, reason="PSP_DECLINED")
@@ -208,7 +228,9 @@ class FakePayments:
 
         return self._once(request_id, "void", act)
 
-    async def refund(self, payment, refund_id, amount, currency, request_id):
+    async def refund(self, payment, refund_id, amount, currency, request_id, *, budget=None):
+        self.budgets.append(budget)
+
         def act() -> PaymentResult:
             held = self.payments[payment]
             assert held.refunded + amount <= held.captured, "refund above the capture"
