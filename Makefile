@@ -146,9 +146,9 @@ soak: deps ## the long runs: 10,000 ledger transfers, 100 relay kills, 200 check
 
 bench: deps $(BENCH_TOOLS) ## benchmarks, reported as ratios to the same run's baselines (see bench/)
 	$(VENV)/bin/python -m bench.chassis
-	$(VENV)/bin/python -m bench.ledger
+	$(VENV)/bin/python -m bench.ledger --json bench/ledger/results.json
 	$(VENV)/bin/python -m bench.events --output bench/events/results.json
-	$(VENV)/bin/python -m bench.payments
+	$(VENV)/bin/python -m bench.payments --json bench/payments/results.json
 	$(VENV)/bin/python -m bench.checkout --json bench/checkout/results.json
 	$(VENV)/bin/python -m bench.gateway
 

@@ -1,10 +1,21 @@
-"""`python -m bench.payments`: authorize+capture pairs/s and p50/p99 through the real payments
-service (chassis server, PostgreSQL, the PSP sandbox over HTTP at zero added latency, the real
-ledger service over gRPC), beside the same run's bare grpc.aio echo rate, as ratios.
+"""`python -m bench.payments`: authorize+capture pairs/s and p50/p99 through the deployed shape,
+beside the same run's bare gRPC echo rate and the architecture's floor, as ratios.
 
-Starts a private embedded PostgreSQL (or uses COMMERCE_BENCH_DATABASE_URL, a superuser URL);
-everything (echo, ledger, sandbox, payments, load generator) runs in this one process, as in
-bench/ledger, so the figures are comparable only within one run.
+Every part runs in its own OS process, as in Kubernetes (services/localmesh.py, as `make run`
+and bench/gateway): embedded PostgreSQL, the Pub/Sub emulator, the ledger and its outbox relay,
+the PSP sandbox (HTTP, zero added latency), payments and its relay, and the REST gateway (the
+sandbox's webhooks reach payments through it). The load generator is k6 v1.8.1 (a Go process)
+for all three paths, with the same VUs and the same duration:
+
+- echo: bench/echo.py, a bare grpc.aio server in its own process (bench/common/echo.js);
+- payments: AuthorizePayment (manual capture) + CapturePayment of the whole amount, one tenant
+  per VU (bench/payments/pay.js);
+- floor: the same script against bench/payments/floor.py (payments-, PSP- and ledger-shaped
+  servers, each its own process, the same calls per pair, no business at all).
+
+Reported per run: ops/s, p50/p99, ratios to echo, and CPU ms per operation of every process
+(/proc/<pid>/stat; PostgreSQL = the postmaster and its backends; k6 from its rusage).
+Target (issue #5): payments pairs/s >= 0.25x echo calls/s.
 """
 
 from __future__ import annotations
@@ -12,278 +23,205 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
-import shutil
-import statistics
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import grpc
-import jwt
-from sqlalchemy.engine import URL
 
-from bench.echo import echo_call, start_echo_server
-from clients.base import ClientSettings
-from clients.channel import create_channel
-from clients.services import LedgerClient
+from bench.common.run import (
+    K6_VERSION,
+    TOOLS,
+    Figure,
+    Rig,
+    idle_rates,
+    load_average,
+    measure,
+    new_rig,
+    parse_env,
+    protoset,
+    ratio,
+)
 from commerce.payments.v1 import payments_service_pb2 as pb
 from commerce.payments.v1 import payments_service_pb2_grpc as rpc
-from commerce.payments.v1 import resources_pb2 as res
 from commerce.payments.v1 import routing_pb2 as rt
-from commerce.type.v1.money_pb2 import Money
 from services.chassis.card_data import looks_like_card_number
-from services.chassis.config import AuthSettings, ServerSettings
-from services.chassis.db.database import Database
-from services.chassis.db.embedded import EmbeddedPostgres
-from services.chassis.db.migrations import upgrade
-from services.chassis.db.provision import provision_service_database
-from services.chassis.db.settings import normalize_postgres_url
-from services.chassis.server import start_server
-from services.ledger import bootstrap as ledger_bootstrap
-from services.ledger.config import ERROR_DOMAIN as LEDGER_DOMAIN
-from services.ledger.storage.unit_of_work import SqlTransactionRunner
-from services.payments.bootstrap import MIGRATIONS, SERVICE_ROLE, registration
-from services.payments.config import ERROR_DOMAIN, PspCredentials, PspSettings
-from services.payments.ledger import LedgerPostings
-from services.payments.psp.registry import build_registry, http_client
-from services.payments.sandbox.config import SandboxConfig
-from services.payments.sandbox.server import start_sandbox
-from services.payments.service import PaymentsService
-from services.payments.storage.unit_of_work import TransactionRunner
 
+HERE = Path(__file__).resolve().parent
+COMMON = HERE.parent / "common"
 TARGET = 0.25
-SANDBOX_TOKEN = "pm_sandbox_ok"  # noqa: S105 - the sandbox's documented approving test token
+PARTS = frozenset(
+    {"pubsub", "ledger", "ledger-relay", "psp-sandbox", "payments", "payments-relay", "gateway"}
+)
+FLOOR = ("floor-psp", "floor-ledger", "floor-payments")
 
 
 def request_id() -> str:
-    import uuid  # noqa: PLC0415
-
-    while True:
-        candidate = str(uuid.uuid4())
-        if not looks_like_card_number(candidate):
-            return candidate
+    """A UUID the card-data guard cannot mistake for a card number."""
+    while looks_like_card_number(candidate := str(uuid.uuid4())):
+        pass
+    return candidate
 
 
-def token(secret: str, tenant: str | None, role: str) -> str:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": "bench",
-        "roles": [role],
-        "iss": "commerce-mesh",
-        "aud": "commerce-mesh",
-        "iat": now,
-        "exp": now + 86_400,
-    }
-    if tenant is not None:
-        claims["tenant"] = tenant
-    return jwt.encode(claims, secret, algorithm="HS256")
+def progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr)  # noqa: T201 - a CLI reporting to the developer
 
 
-@dataclass(frozen=True)
-class Measured:
-    operations: int
-    seconds: float
-    latencies: list[float]
-
-    @property
-    def per_second(self) -> float:
-        return self.operations / self.seconds
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
-
-
-async def drive(operation: Any, concurrency: int, seconds: float) -> Measured:
-    """`operation(client_index)` from `concurrency` loops for `seconds`, each call timed."""
-    deadline = time.perf_counter() + seconds
-    latencies: list[float] = []
-
-    async def loop(index: int) -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await operation(index)
-            latencies.append(time.perf_counter() - started)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(loop(i) for i in range(concurrency)))
-    return Measured(len(latencies), time.perf_counter() - start, latencies)
+async def route_to_sandbox(address: str, tenants: list[str], tokens: list[str]) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = rpc.PaymentsServiceStub(channel)
+        for tenant, token in zip(tenants, tokens, strict=True):
+            await stub.UpdateRoutingConfig(
+                pb.UpdateRoutingConfigRequest(
+                    routing_config=rt.RoutingConfig(
+                        name=f"tenants/{tenant}/routingConfig",
+                        default_psps=["sandbox"],
+                        etag='W/"0"',
+                    ),
+                    request_id=request_id(),
+                ),
+                metadata=(("authorization", f"Bearer {token}"),),
+            )
 
 
-@dataclass
-class Stack:
-    """Everything the run talks to, started in this process."""
-
-    payments_port: int
-    closers: list[Any]
-
-
-async def start_stack(admin: URL, settings: ServerSettings, secret: str) -> Stack:
-    """The ledger and payments servers on their own databases, and a zero-latency sandbox."""
-    suffix = secrets.token_hex(3)
-    ledger_db = await provision_service_database(admin, f"bench_pledger_{suffix}")
-    await upgrade(ledger_db.owner_url, ledger_bootstrap.MIGRATIONS)
-    ledger_database = Database.connect(ledger_db.app_url, pool_size=30, max_overflow=10)
-    ledger_server = await start_server(
-        settings,
-        [ledger_bootstrap.registration(SqlTransactionRunner(ledger_database))],
-        error_domain=LEDGER_DOMAIN,
+async def start(rig: Rig) -> None:
+    await rig.mesh.start(progress)
+    await rig.spawn("echo", ["-m", "bench.echo", "--port", str(rig.extra_ports["echo"])])
+    floor = "bench.payments.floor"
+    await rig.spawn("floor-psp", ["-m", floor, "psp", "--port", str(rig.extra_ports["floor-psp"])])
+    await rig.spawn(
+        "floor-ledger", ["-m", floor, "ledger", "--port", str(rig.extra_ports["floor-ledger"])]
     )
-    payments_db = await provision_service_database(admin, f"bench_payments_{suffix}")
-    await upgrade(payments_db.owner_url, MIGRATIONS)
-    payments_database = Database.connect(payments_db.app_url, pool_size=30, max_overflow=10)
-    sandbox = await start_sandbox(config=SandboxConfig(latency_ms=0))
-    psp_settings = PspSettings(bulkhead_limit=512)
-    client = http_client(psp_settings)
-    registry = build_registry(
-        {"sandbox": PspCredentials(kind="sandbox", base_url=sandbox.url)}, psp_settings, client
-    )
-    ledger_channel = create_channel(f"127.0.0.1:{ledger_server.port}")
-    ledger = LedgerClient(
-        ledger_channel,
-        ClientSettings(token_provider=lambda: token(secret, None, SERVICE_ROLE)),
-    )
-    runner = TransactionRunner(payments_database)
-    service = PaymentsService(runner, registry.psps, LedgerPostings(ledger))
-    payments_server = await start_server(
-        settings, [registration(service, runner)], error_domain=ERROR_DOMAIN
-    )
-    closers = [
-        payments_server.stop,
-        ledger_server.stop,
-        lambda: ledger_channel.close(None),
-        client.aclose,
-        sandbox.close,
-        payments_database.dispose,
-        ledger_database.dispose,
-    ]
-    return Stack(payments_server.port, closers)
+    await rig.spawn(
+        "floor-payments",
+        ["-m", floor, "payments", "--port", str(rig.extra_ports["floor-payments"]),
+         "--psp", rig.url("floor-psp"), "--ledger", rig.url("floor-ledger")],
+    )  # fmt: skip
 
 
-async def measure(admin: URL, seconds: float, concurrencies: list[int]) -> dict[str, Any]:
-    secret = secrets.token_urlsafe(32)
-    settings = ServerSettings(port=0, auth=AuthSettings(key=secret, algorithms=["HS256"]))
-    stack = await start_stack(admin, settings, secret)
-    suffix = secrets.token_hex(3)
-    echo_server, echo_port = await start_echo_server()
-    # One tenant per client loop: a tenant's ledger accounts (PSP clearing, customer funds)
-    # are hot rows every payment of that tenant updates, so one tenant serialises in the ledger.
-    tenants = [f"bench-{suffix}-{i}" for i in range(max(concurrencies))]
-    tokens = {
-        t: (("authorization", f"Bearer {token(secret, t, 'tenant_admin')}"),) for t in tenants
-    }
-    results: dict[str, Any] = {"seconds": seconds, "runs": []}
+def summary_line(c: int, echo: Figure, floor: Figure, paid: Figure) -> str:
+    return (
+        f"c={c}: echo {echo.per_second:.0f}/s (p50 {echo.p50_ms:.2f} ms); "
+        f"floor {floor.per_second:.1f} pairs/s ({ratio(floor, echo):.3f}x); "
+        f"payments {paid.per_second:.1f} pairs/s, p50 {paid.p50_ms:.1f} ms, "
+        f"p99 {paid.p99_ms:.1f} ms, {paid.errors} errors; ratio {ratio(paid, echo):.3f}x "
+        f"(target {TARGET}x)"
+    )
+
+
+async def run(
+    concurrency: list[int],
+    seconds: float,
+    warmup: float,
+    profile: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
+    rig = new_rig(PARTS, ["echo", *FLOOR], env)
+    runs: list[dict[str, object]] = []
+    idle: dict[str, float] = {}
     try:
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{stack.payments_port}") as channel,
-            grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") as echo_channel,
-        ):
-            stub = rpc.PaymentsServiceStub(channel)
-            for tenant in tenants:
-                await stub.UpdateRoutingConfig(
-                    pb.UpdateRoutingConfigRequest(
-                        routing_config=rt.RoutingConfig(
-                            name=f"tenants/{tenant}/routingConfig",
-                            default_psps=["sandbox"],
-                            etag='W/"0"',
-                        ),
-                        request_id=request_id(),
-                    ),
-                    metadata=tokens[tenant],
-                )
-            echo = echo_call(echo_channel)
-            payload = b"x" * 200
-
-            async def echo_once(_index: int) -> None:
-                await echo(payload)
-
-            async def authorize_and_capture(index: int) -> None:
-                tenant = tenants[index]
-                parent, metadata = f"tenants/{tenant}", tokens[tenant]
-                reply = await stub.AuthorizePayment(
-                    pb.AuthorizePaymentRequest(
-                        parent=parent,
-                        order=f"{parent}/orders/o-{secrets.token_hex(6)}",
-                        amount=Money(currency_code="USD", amount_minor=1_999),
-                        payment_method=res.PaymentMethod(
-                            token=SANDBOX_TOKEN, type=res.PAYMENT_METHOD_TYPE_CARD
-                        ),
-                        capture_method=res.CAPTURE_METHOD_MANUAL,
-                        request_id=request_id(),
-                    ),
-                    metadata=metadata,
-                )
-                captured = await stub.CapturePayment(
-                    pb.CapturePaymentRequest(name=reply.payment.name, request_id=request_id()),
-                    metadata=metadata,
-                )
-                if captured.payment.state != res.PAYMENT_STATE_CAPTURED:
-                    raise AssertionError("capture did not complete")
-
-            for index in range(len(tenants)):  # warm up: opens each tenant's ledger accounts
-                await authorize_and_capture(index)
-            for concurrency in concurrencies:
-                echoed = await drive(echo_once, concurrency, seconds)
-                paid = await drive(authorize_and_capture, concurrency, seconds)
-                run = {
-                    "concurrency": concurrency,
-                    "echo_calls_per_s": echoed.per_second,
-                    "payments_per_s": paid.per_second,
-                    "rpcs_per_s": 2 * paid.per_second,
-                    "p50_ms": paid.percentile(0.50),
-                    "p99_ms": paid.percentile(0.99),
-                    "mean_ms": statistics.fmean(paid.latencies) * 1000 if paid.latencies else 0,
-                    "ratio_payments": paid.per_second / echoed.per_second,
-                    "ratio_rpcs": 2 * paid.per_second / echoed.per_second,
-                }
-                results["runs"].append(run)
-                print(  # noqa: T201 - a CLI reporting to the developer
-                    f"concurrency {concurrency}: echo {run['echo_calls_per_s']:.0f} calls/s;"
-                    f" authorize+capture {run['payments_per_s']:.1f} payments/s"
-                    f" ({run['rpcs_per_s']:.1f} RPCs/s), p50 {run['p50_ms']:.1f} ms,"
-                    f" p99 {run['p99_ms']:.1f} ms; ratio {run['ratio_payments']:.3f}x payments"
-                    f" / {run['ratio_rpcs']:.3f}x RPCs (target {TARGET}x)"
-                )
+        await start(rig)
+        tenants = [f"bench-{secrets.token_hex(3)}-{i}" for i in range(max(concurrency))]
+        tokens = [rig.mesh.token(t, ["tenant_admin"], subject="bench") for t in tenants]
+        await route_to_sandbox(rig.url("payments"), tenants, tokens)
+        descriptors = protoset(rig.work_dir)
+        meter = rig.meter()
+        pay = {"PROTOSET": str(descriptors), "TENANTS": ",".join(tenants),
+               "TOKENS": ",".join(tokens)}  # fmt: skip
+        paths = {
+            "echo": (COMMON / "echo.js", {"TARGET": rig.url("echo")}, "echo"),
+            "floor": (HERE / "pay.js", {**pay, "TARGET": rig.url("floor-payments")}, None),
+            "payments": (HERE / "pay.js", {**pay, "TARGET": rig.url("payments")}, None),
+        }
+        # Warm-up, not recorded: opens every tenant's ledger accounts, fills the pools.
+        for name, (script, script_env, step) in paths.items():
+            await measure(f"warmup-{name}", script, script_env, max(concurrency), warmup, meter,
+                          rig.work_dir, latency_step=step)  # fmt: skip
+        idle = await idle_rates(meter, warmup)
+        for i, c in enumerate(concurrency):
+            order = list(paths) if i % 2 == 0 else list(reversed(paths))
+            got: dict[str, Figure] = {}
+            for name in order:
+                script, script_env, step = paths[name]
+                spy = None
+                if profile is not None and name == "payments":
+                    spy = rig.profile("payments", seconds, profile / f"payments-c{c}.txt")
+                got[name] = await measure(
+                    name, script, script_env, c, seconds, meter, rig.work_dir,
+                    latency_step=step, idle=idle,
+                )  # fmt: skip
+                if spy is not None:
+                    await asyncio.to_thread(spy.wait)
+            echo, floor, paid = got["echo"], got["floor"], got["payments"]
+            print(summary_line(c, echo, floor, paid))  # noqa: T201
+            runs.append({
+                "concurrency": c,
+                "order": order,
+                "echo": asdict(echo),
+                "floor": asdict(floor),
+                "payments": asdict(paid),
+                "ratio_payments": ratio(paid, echo),
+                "ratio_payment_rpcs": round(2 * ratio(paid, echo), 4),
+                "ratio_floor": ratio(floor, echo),
+                "payments_over_floor": ratio(paid, floor),
+            })  # fmt: skip
     finally:
-        await echo_server.stop(0)
-        for close in stack.closers:
-            await close()
-    return results
+        failed = await rig.stop()
+        if failed:
+            print(f"parts that exited abnormally: {failed}", file=sys.stderr)  # noqa: T201
+    return {"idle_cpu_ms_per_s": {k: round(1000 * v, 2) for k, v in idle.items()}, "runs": runs}
 
 
-async def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.payments", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
-    parser.add_argument("--concurrency", type=int, action="append", default=None)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measured k6 run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="per path, not recorded")
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated VU counts")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for every part (an experiment; the figures say so)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a directory: py-spy samples the payments process during each measured run",
+    )
     args = parser.parse_args(argv)
-    configured = os.environ.get("COMMERCE_BENCH_DATABASE_URL")
-    data_dir: Path | None = None
-    embedded: EmbeddedPostgres | None = None
-    if configured:
-        admin = normalize_postgres_url(configured)
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="payments-bench-"))
-        embedded = EmbeddedPostgres(data_dir)
-        admin = await asyncio.to_thread(embedded.start)
-    try:
-        results = await measure(admin, args.seconds, args.concurrency or [1, 16])
-    finally:
-        if embedded is not None:
-            embedded.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    if not (TOOLS / "k6").exists():
+        sys.exit(f"{TOOLS / 'k6'} is missing: run `make bench` (it installs the load tools)")
+    started = time.time()
+    before = load_average()
+    results = asyncio.run(
+        run(
+            [int(c) for c in args.concurrency.split(",")],
+            args.seconds,
+            args.warmup,
+            args.profile,
+            parse_env(args.env),
+        )
+    )
+    document = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": args.seconds,
+        "tools": {"k6": K6_VERSION},
+        "target_ratio": TARGET,
+        "env": parse_env(args.env),
+        "load_average_before": before,
+        "load_average_after": load_average(),
+        **results,
+    }
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

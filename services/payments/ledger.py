@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from clients.errors import AlreadyExists as AlreadyExistsError
@@ -36,6 +37,7 @@ from clients.errors import CommerceError
 from clients.services import LedgerClient
 from commerce.ledger.v1 import ledger_service_pb2 as lpb
 from commerce.ledger.v1 import resources_pb2 as lres
+from services.chassis.errors import DomainError
 from services.chassis.ids import stable_id
 from services.payments import messages
 from services.payments.domain import errors
@@ -82,7 +84,8 @@ def hold_id(tenant: str, payment_id: str, number: int) -> str:
 
 
 class LedgerPostings:
-    """Posts payments' money movements; raises LEDGER_UNAVAILABLE when the ledger refuses."""
+    """Posts payments' money movements; raises LEDGER_UNAVAILABLE when the ledger cannot take
+    one now, LEDGER_REJECTED when it refuses it for good (ledger_error)."""
 
     def __init__(self, client: LedgerClient, *, timeout: float = 5.0) -> None:
         self._client = client
@@ -118,11 +121,9 @@ class LedgerPostings:
             ),
             request_id=request_id(tenant, "account", ident),
         )
-        try:
-            await self._call(self._client.stub.CreateAccount, request)
-        except AlreadyExistsError as error:
-            if error.reason != "ACCOUNT_ALREADY_EXISTS":
-                raise errors.ledger_unavailable() from error
+        await self._call(
+            self._client.stub.CreateAccount, request, tolerate="ACCOUNT_ALREADY_EXISTS"
+        )
 
     def _account(self, tenant: str, spec: AccountSpec, currency: str) -> str:
         return f"tenants/{tenant}/accounts/{account_id(spec, currency)}"
@@ -236,17 +237,56 @@ class LedgerPostings:
         request.journal_entry.postings[1].amount.amount_minor = -amount.amount_minor
         await self._call(self._client.stub.CreateJournalEntry, request)
 
-    async def _call(self, method: Any, request: Any) -> None:
+    async def _call(self, method: Any, request: Any, *, tolerate: str = "") -> None:
+        """One ledger call; `tolerate`: an ALREADY_EXISTS reason that means done already."""
         try:
             await self._client.call(method, request, timeout=self._timeout)
-        except AlreadyExistsError:
-            raise
+        except AlreadyExistsError as error:
+            if tolerate and error.reason == tolerate:
+                return
+            raise _refused(request, error) from error
         except CommerceError as error:
-            # Kept as owed and retried; say why, so a refusal that will never pass is seen.
-            log.warning(
-                "ledger refused %s: %s %s", type(request).__name__, error.code.name, error.reason
-            )
-            raise errors.ledger_unavailable() from error
+            raise _refused(request, error) from error
+
+
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
+        # A ledger bug or crash mid-call: nothing says a later attempt fails the same way.
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+"""Ledger answers worth retrying with the same request id; every other status (invalid
+argument, failed precondition, not found, already exists, permission denied, ...) is the
+ledger's final word on that request."""
+
+
+def ledger_error(error: CommerceError) -> DomainError:
+    """The payments error for a ledger call that failed: LEDGER_UNAVAILABLE (transient, retry
+    with the same request id) or LEDGER_REJECTED (a permanent refusal, with the ledger's code
+    and reason)."""
+    if error.code in TRANSIENT:
+        return errors.ledger_unavailable()
+    return errors.ledger_rejected(error.code.name, error.reason or "UNSPECIFIED")
+
+
+def _refused(request: Any, error: CommerceError) -> DomainError:
+    mapped = ledger_error(error)
+    # Kept as owed and retried either way; a permanent refusal needs an operator: say so.
+    level = logging.WARNING if mapped.reason == errors.LEDGER_UNAVAILABLE else logging.ERROR
+    log.log(
+        level,
+        "ledger refused %s: %s %s",
+        type(request).__name__,
+        error.code.name,
+        error.reason,
+    )
+    return mapped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,7 +330,8 @@ class LedgerOp:
 async def perform(
     postings: LedgerPostings, tenant: str, payment_id: str, currency: str, op: LedgerOp
 ) -> None:
-    """Send one op to the ledger (LEDGER_UNAVAILABLE when the ledger does not take it)."""
+    """Send one op to the ledger (LEDGER_UNAVAILABLE / LEDGER_REJECTED when it does not take
+    it)."""
     amount = Money(op.amount_minor, currency)
     match op.kind:
         case "hold":

@@ -303,32 +303,36 @@ class PaymentsService:
     ) -> pb.AuthorizePaymentResponse:
         async def start(uow: UnitOfWork) -> tuple[PaymentRecord, tuple[str, ...]]:
             now = _now()
-            record = await uow.payments.by_request(command.request_id)
-            if record is None:
-                payment_id = command.payment_id or random_id("pay-")
-                record = PaymentRecord(
-                    tenant=tenant,
-                    payment=Payment(
-                        payment_id=payment_id,
-                        amount=command.amount,
-                        payment_method=command.method,
-                        capture_method=command.capture_method,
-                        create_time=now,
-                        update_time=now,
-                    ),
-                    request_id=command.request_id,
-                    order=command.order,
-                    customer=command.customer,
-                    hints=command.hints,
-                    description=command.description,
-                    metadata=command.metadata,
-                )
-                if not await uow.payments.insert(record, now, self._options.lease_seconds):
-                    raise errors.payment_already_exists(record.name)
-            elif not await uow.payments.claim_busy(
-                record.payment_id, command.request_id, now, self._options.lease_seconds
-            ):
-                raise _Busy
+            fresh = PaymentRecord(
+                tenant=tenant,
+                payment=Payment(
+                    payment_id=command.payment_id or random_id("pay-"),
+                    amount=command.amount,
+                    payment_method=command.method,
+                    capture_method=command.capture_method,
+                    create_time=now,
+                    update_time=now,
+                ),
+                request_id=command.request_id,
+                order=command.order,
+                customer=command.customer,
+                hints=command.hints,
+                description=command.description,
+                metadata=command.metadata,
+            )
+            # Insert first (the common case: a new payment, one statement); only when the
+            # request id (or the payment id) is taken, look the payment up: a retry of a
+            # request whose claim was released finds the payment it created and resumes it.
+            record = fresh
+            if not await uow.payments.insert(fresh, now, self._options.lease_seconds):
+                found = await uow.payments.by_request(command.request_id)
+                if found is None:  # the payment id is another request's
+                    raise errors.payment_already_exists(fresh.name)
+                if not await uow.payments.claim_busy(
+                    found.payment_id, command.request_id, now, self._options.lease_seconds
+                ):
+                    raise _Busy
+                record = found
             routing = await uow.routing.get()
             if record.payment.state is not PaymentState.REQUIRES_AUTHORIZATION:
                 return record, ()
@@ -425,17 +429,27 @@ class PaymentsService:
 
     # -- ledger ----------------------------------------------------------------------------
 
-    async def _post_ledger(self, record: PaymentRecord, ops: list[LedgerOp]) -> list[LedgerOp]:
-        """Perform `ops` in order; the ones the ledger did not take (it is unavailable)."""
+    async def _post_ledger(
+        self,
+        record: PaymentRecord,
+        ops: list[LedgerOp],
+        refusals: list[DomainError] | None = None,
+    ) -> list[LedgerOp]:
+        """Perform `ops` in order; the ones the ledger did not take, which stay owed whether it
+        was away (LEDGER_UNAVAILABLE) or refused for good (LEDGER_REJECTED: the PSP already
+        moved the money, so the payment records it and an operator settles the ledger side).
+        Why the ledger did not take them is appended to `refusals`."""
         for index, op in enumerate(ops):
             try:
                 await perform(
                     self._ledger, record.tenant, record.payment_id, record.payment.currency, op
                 )
             except DomainError as error:
-                if error.reason != errors.LEDGER_UNAVAILABLE:
+                if error.reason not in (errors.LEDGER_UNAVAILABLE, errors.LEDGER_REJECTED):
                     raise
                 log.warning("the ledger did not take a payment's movement; it stays pending")
+                if refusals is not None:
+                    refusals.append(error)
                 return ops[index:]
         return []
 
@@ -450,12 +464,18 @@ class PaymentsService:
             now=now,
         )
 
-    async def _flush_ledger(self, record: PaymentRecord, *, keep_busy: bool) -> bool:
+    async def _flush_ledger(
+        self,
+        record: PaymentRecord,
+        *,
+        keep_busy: bool,
+        refusals: list[DomainError] | None = None,
+    ) -> bool:
         """Perform the payment's pending ledger movements; True when none are left."""
         owed = [LedgerOp.from_json(op) for op in record.ledger_pending]
         if not owed:
             return True
-        left = await self._post_ledger(record, owed)
+        left = await self._post_ledger(record, owed, refusals)
 
         async def apply(uow: UnitOfWork) -> None:
             now = _now()
@@ -475,9 +495,11 @@ class PaymentsService:
         return not left
 
     async def _ledger_first(self, record: PaymentRecord) -> None:
-        """An operation waits for the ledger movements its payment still owes."""
-        if not await self._flush_ledger(record, keep_busy=True):
-            raise errors.ledger_unavailable()
+        """An operation waits for the ledger movements its payment still owes: refused with
+        LEDGER_UNAVAILABLE while the ledger is away, LEDGER_REJECTED when it refuses them."""
+        refusals: list[DomainError] = []
+        if not await self._flush_ledger(record, keep_busy=True, refusals=refusals):
+            raise refusals[0] if refusals else errors.ledger_unavailable()
 
     @staticmethod
     def _authorization_ops(
@@ -726,7 +748,8 @@ class PaymentsService:
                 key=key,
                 respond=lambda r: pb.CapturePaymentResponse(payment=messages.payment(r)),
             )
-        ops, hold = self._capture_ops(record, amount, key, final=final)
+        took = self.captured_by_psp(record.payment, amount, result)
+        ops, hold = self._capture_ops(record, took, key, final=final)
         pending = await self._post_ledger(record, ops)
 
         async def apply(uow: UnitOfWork) -> pb.CapturePaymentResponse:
@@ -734,20 +757,35 @@ class PaymentsService:
             current = await uow.payments.get(record.payment_id, for_update=True)
             assert current is not None
             self._record_calls(current.payment, calls, amount, key, reference=result.psp_reference)
-            current.payment.captured(amount, final=final, now=now)
+            current.payment.captured(took, final=final, now=now)
             current.ledger_hold_id, current.ledger_hold_count = hold
             current.ledger_pending = [op.to_json() for op in pending]
             if pending:
                 await self._owe_ledger(uow, current, now)
             await uow.payments.save(
-                current, operation="CAPTURE", request_id=key, amount_minor=amount.amount_minor
+                current, operation="CAPTURE", request_id=key, amount_minor=took.amount_minor
             )
-            await uow.publish([self._captured_event(current, amount, result.psp_reference)])
+            await uow.publish([self._captured_event(current, took, result.psp_reference)])
             response = pb.CapturePaymentResponse(payment=messages.payment(current))
             await uow.idempotency.complete(key, response.SerializeToString(), now)
             return response
 
         return await self._runner.run(tenant, apply)
+
+    @staticmethod
+    def captured_by_psp(payment: Payment, requested: Money, result: PspPayment) -> Money:
+        """What this capture took at the PSP: the PSP's captured total minus what the payment
+        had captured before, when the PSP reports a total that fits (same currency, more than
+        before, at most the capturable rest); the requested amount when it reports none (0)
+        or one that cannot be this capture's (the payment records the PSP's figure, not ours,
+        whenever the PSP gives one)."""
+        total = result.amount_captured
+        if total.currency != requested.currency:
+            return requested
+        took = total.amount_minor - payment.amount_captured.amount_minor
+        if 0 < took <= payment.capturable.amount_minor:
+            return Money(took, requested.currency)
+        return requested
 
     @staticmethod
     def _captured_event(
@@ -1320,6 +1358,9 @@ class PaymentsService:
         """Resolve the unknown outcomes due now (or all of `psp`'s); how many were resolved."""
         now = _now() if due_only else None
         due = await self._runner.run_service_wide(lambda uow: uow.service_wide.due(now, limit, psp))
+        return await self._resolve_each(due)
+
+    async def _resolve_each(self, due: list[PaymentRef]) -> int:
         resolved = 0
         for ref in due:
             try:
@@ -1438,27 +1479,33 @@ class PaymentsService:
         delivery = self._parse_webhook(psp, payload)
         ignored = not delivery.event_type.startswith(_ACTED_ON)
 
-        async def record(uow: UnitOfWork) -> tuple[bool, PaymentRef | None]:
-            ref = None
+        async def record(uow: UnitOfWork) -> tuple[bool, PaymentRef | None, list[PaymentRef]]:
+            ref, queued = None, False
             if delivery.psp_reference:
-                ref = await uow.service_wide.payment_of(psp, delivery.psp_reference)
+                ref, queued = await uow.service_wide.payment_and_queue(psp, delivery.psp_reference)
             fresh = await uow.service_wide.record_delivery(
                 delivery, ref, ignored=ignored, now=_now()
             )
             if not fresh:
                 seen = await uow.service_wide.delivery(psp, delivery.event_id)
-                ref = seen[0] if seen else ref
-            return fresh, ref
-
-        fresh, ref = await self._runner.run_service_wide(record)
-        name = f"tenants/{ref.tenant}/payments/{ref.payment_id}" if ref else ""
-        if fresh and not ignored:
+                return False, seen[0] if seen else ref, []
+            if ignored:
+                return True, ref, []
             # The event is a nudge, whatever its order: the PSP is asked for the truth of any
-            # unknown outcome; known outcomes came with the PSP's synchronous answers.
+            # unknown outcome; known outcomes came with the PSP's synchronous answers. So only
+            # a payment the resolver has work for is looked at (read in this transaction,
+            # not in one more); an event naming no known payment nudges all of the PSP's.
             if ref is not None:
-                await self.resolve(ref)
-            else:
-                await self.resolve_due(psp=psp, limit=20, due_only=False)
+                return True, ref, [ref] if queued else []
+            return True, None, await uow.service_wide.due(None, 20, psp)
+
+        fresh, ref, nudged = await self._runner.run_service_wide(record)
+        name = f"tenants/{ref.tenant}/payments/{ref.payment_id}" if ref else ""
+        if ref is not None:
+            for queued in nudged:
+                await self.resolve(queued)
+        else:
+            await self._resolve_each(nudged)
         return pb.HandlePspWebhookResponse(
             event_id=delivery.event_id, duplicate=not fresh, ignored=ignored, payment=name
         )

@@ -11,11 +11,11 @@ from aiohttp import web
 
 from services.chassis.errors import DomainError, ErrorKind
 from services.payments.service import PaymentsService
-from services.payments.webhooks import SIGNATURE_HEADER
+from services.payments.webhooks import GATEWAY_SIGNATURE_HEADER, SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
-SIGNATURE_HEADERS = (SIGNATURE_HEADER, "Stripe-Signature")
+SIGNATURE_HEADERS = (SIGNATURE_HEADER, "Stripe-Signature", GATEWAY_SIGNATURE_HEADER)
 _STATUS = {
     ErrorKind.INVALID_ARGUMENT: 400,
     ErrorKind.UNAUTHENTICATED: 401,

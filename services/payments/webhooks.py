@@ -11,6 +11,11 @@ SIGNATURE_HEADER = "Sandbox-Signature"
 """Value `t=<unix seconds>,v1=<hex digest>[,v1=...]` (Stripe-Signature's shape); several `v1`
 while a secret is rotated. Authentic when any `v1` matches and `t` is within the tolerance
 of now in either direction (a stale replay, or a sender clock far ahead)."""
+GATEWAY_SIGNATURE_HEADER = "Webhook-Signature"
+GATEWAY_TIMESTAMP_HEADER = "Webhook-Timestamp"
+"""The REST gateway's PSP-neutral webhook headers (services/gateway/webhook.go): it moves them
+into HandlePspWebhookRequest.signature and .timestamp. The sandbox sends its signature under
+both names, so its webhooks also arrive through the gateway (the local mesh's path)."""
 DEFAULT_TOLERANCE_SECONDS = 300
 SIGNATURE_INVALID = "WEBHOOK_SIGNATURE_INVALID"
 TIMESTAMP_OUT_OF_TOLERANCE = "WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE"

@@ -104,6 +104,7 @@ PSP_DECLINED = "PSP_DECLINED"
 PSP_UNAVAILABLE = "PSP_UNAVAILABLE"
 PAYMENT_BUSY = "PAYMENT_BUSY"
 LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+LEDGER_REJECTED = "LEDGER_REJECTED"
 ETAG_MISMATCH = "ETAG_MISMATCH"
 ROUTING_CONFIG_INVALID = "ROUTING_CONFIG_INVALID"
 UNKNOWN_PSP = "UNKNOWN_PSP"
@@ -148,6 +149,16 @@ def ledger_unavailable() -> DomainError:
     return Unavailable(
         LEDGER_UNAVAILABLE,
         "the ledger could not record the operation; retry with the same request_id",
+    )
+
+
+def ledger_rejected(ledger_code: str, ledger_reason: str) -> DomainError:
+    """The ledger refused a movement for good (a retry gets the same answer): the movement stays
+    owed on the payment and an operator must look (ADR 0021)."""
+    return FailedPrecondition(
+        LEDGER_REJECTED,
+        "the ledger refused the payment's money movement; retrying will not help",
+        metadata={"ledger_code": ledger_code, "ledger_reason": ledger_reason},
     )
 
 

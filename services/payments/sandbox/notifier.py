@@ -11,7 +11,12 @@ from typing import Any
 import httpx
 
 from services.payments.ids import random_id
-from services.payments.webhooks import SIGNATURE_HEADER, sign
+from services.payments.webhooks import (
+    GATEWAY_SIGNATURE_HEADER,
+    GATEWAY_TIMESTAMP_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+)
 
 _ATTEMPTS = 3
 _HTTP_SUCCESS_MAX = 299
@@ -44,9 +49,13 @@ class Notifier:
     async def _deliver(self, url: str, event: dict[str, Any]) -> None:
         body = json.dumps(event, separators=(",", ":")).encode()
         for attempt in range(_ATTEMPTS):
+            now = int(time.time())
+            signature = sign(self._secret, now, body)
             headers = {
                 "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(self._secret, int(time.time()), body),
+                SIGNATURE_HEADER: signature,
+                GATEWAY_SIGNATURE_HEADER: signature,
+                GATEWAY_TIMESTAMP_HEADER: str(now),
             }
             try:
                 response = await self._client.post(url, content=body, headers=headers)

@@ -9,9 +9,12 @@ from datetime import datetime, timedelta
 
 from services.payments.storage.sql import Sql, query
 
-_REFERENCE = query(
-    "SELECT tenant_id, payment_id FROM psp_references"
-    " WHERE psp = :psp AND psp_reference = :reference"
+# The payment a reference belongs to, and whether the resolver has work queued for it (an
+# unknown outcome or owed ledger movements), in one round trip.
+_REFERENCE_AND_QUEUE = query(
+    "SELECT r.tenant_id, r.payment_id, EXISTS (SELECT 1 FROM unresolved_outcomes u"
+    " WHERE u.tenant_id = r.tenant_id AND u.payment_id = r.payment_id) AS queued"
+    " FROM psp_references r WHERE r.psp = :psp AND r.psp_reference = :reference"
 )
 _RECORD_EVENT = query(
     "INSERT INTO webhook_events (psp, event_id, event_type, psp_reference, tenant_id,"
@@ -75,9 +78,14 @@ class SqlServiceWide:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    async def payment_of(self, psp: str, reference: str) -> PaymentRef | None:
-        row = await self._sql.first(_REFERENCE, {"psp": psp, "reference": reference})
-        return None if row is None else PaymentRef(row.tenant_id, row.payment_id)
+    async def payment_and_queue(self, psp: str, reference: str) -> tuple[PaymentRef | None, bool]:
+        """The payment of a PSP reference (None if unknown) and whether it is queued for the
+        resolver (unresolved_outcomes holds every payment with an unknown outcome or owed
+        ledger movements, written in the same transaction as the payment)."""
+        row = await self._sql.first(_REFERENCE_AND_QUEUE, {"psp": psp, "reference": reference})
+        if row is None:
+            return None, False
+        return PaymentRef(row.tenant_id, row.payment_id), bool(row.queued)
 
     async def record_delivery(
         self, delivery: WebhookDelivery, payment: PaymentRef | None, *, ignored: bool, now: datetime

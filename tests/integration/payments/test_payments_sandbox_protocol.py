@@ -9,7 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp import web
 
-from services.payments.webhooks import SIGNATURE_HEADER, verify
+from services.payments.webhooks import (
+    GATEWAY_SIGNATURE_HEADER,
+    GATEWAY_TIMESTAMP_HEADER,
+    SIGNATURE_HEADER,
+    verify,
+)
 
 BODY = {"amount_minor": 1_500, "currency": "USD", "payment_method": "pm_sandbox_ok"}
 
@@ -127,10 +132,17 @@ async def test_settlement_period_must_be_dates(http, sandbox):
 async def webhook_inbox():
     """A loopback HTTP endpoint that records the webhooks it receives."""
     received: list[tuple[str, bytes]] = []
+    gateway_headers: list[tuple[str, str]] = []
     arrived = asyncio.Event()
 
     async def receive(request: web.Request) -> web.Response:
         received.append((request.headers.get(SIGNATURE_HEADER, ""), await request.read()))
+        gateway_headers.append(
+            (
+                request.headers.get(GATEWAY_SIGNATURE_HEADER, ""),
+                request.headers.get(GATEWAY_TIMESTAMP_HEADER, ""),
+            )
+        )
         arrived.set()
         return web.Response(status=204)
 
@@ -141,19 +153,22 @@ async def webhook_inbox():
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}/hooks", received, arrived
+    yield f"http://{host}:{port}/hooks", received, arrived, gateway_headers
     await runner.cleanup()
 
 
 async def test_state_changes_send_webhooks_signed_over_timestamp_and_body(
     http, sandbox_factory, webhook_inbox, webhook_secret
 ):
-    url, received, arrived = webhook_inbox
+    url, received, arrived, gateway_headers = webhook_inbox
     sandbox = await sandbox_factory(webhook_url=url)
     created = await post(http, f"{sandbox.url}/v1/authorizations", BODY)
     await asyncio.wait_for(arrived.wait(), timeout=5)
     header, body = received[0]
     verify(webhook_secret, body, header, now=time.time())
+    # The REST gateway's neutral headers (services/gateway/webhook.go) carry the same
+    # signature and its timestamp, so the webhook also arrives through the gateway.
+    assert gateway_headers[0] == (header, header.split(",")[0].removeprefix("t="))
     event = json.loads(body)
     assert event["type"] == "authorization.authorized"
     assert event["data"]["id"] == created.json()["id"]
