@@ -29,7 +29,10 @@ _CANDIDATE = re.compile(f"{_PLAIN}|{_GROUPED}")
 # at most 12 digits long, and a grouped match would need a 4-digit group then 13 digits in
 # groups bounded by dashes — see test_uuids_are_never_taken_for_card_numbers).
 _MIN_CANDIDATE_LENGTH = 13
-_FOUR_DIGITS = re.compile(r"\d{4}")
+# A match of _PLAIN holds 13 digits in a row; one of _GROUPED starts with 4 digits, a separator
+# and 3 digits: so a string without `\d{4}(?:\d{9}|[ -]\d{3})` holds neither (a plain search,
+# no lookarounds: most text with digits exits here, before _CANDIDATE's costlier one).
+_CANDIDATE_START = re.compile(r"\d{4}(?:\d{9}|[ -]\d{3})")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -48,7 +51,7 @@ def looks_like_card_number(text: str) -> bool:
     """True if `text` contains a 13-19 digit run (spaces/dashes allowed) that passes Luhn."""
     if (
         len(text) < _MIN_CANDIDATE_LENGTH
-        or _FOUR_DIGITS.search(text) is None
+        or _CANDIDATE_START.search(text) is None
         or _UUID.fullmatch(text) is not None
     ):
         return False
@@ -98,14 +101,24 @@ def has_suspect_strings(message: Message) -> bool:
     desc = cast("Descriptor", message.DESCRIPTOR)  # the upb and pure descriptors agree
     scan = _SCANNERS.get(desc.full_name)
     if scan is None:
-        scan = _SCANNERS[desc.full_name] = _scanner(desc)
+        _scanner_name(desc)
+        scan = _SCANNERS[desc.full_name]
     return scan(message)
 
 
 _SCANNERS: dict[str, Callable[[Message], bool]] = {}
+# The generated scanners share one namespace (their globals): a scanner calls the scanner of a
+# nested message type by name — also a recursive one, defined after it.
+# What code from `suspect_source` needs in its namespace.
+SUSPECT_NAMESPACE: dict[str, Any] = {
+    "_card": looks_like_card_number,
+    "_card_start": _CANDIDATE_START.search,
+}
+_NAMESPACE: dict[str, Any] = dict(SUSPECT_NAMESPACE)
+_NAMES: dict[str, str] = {}  # message type → its scanner's name in _NAMESPACE
 
 
-def _holds_strings(desc: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+def holds_strings(desc: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
     """Whether a message of this type can hold a string anywhere (a Timestamp cannot)."""
     if desc.full_name in seen or desc.extension_ranges:
         return True  # recursive or extensible: assume it can
@@ -113,34 +126,43 @@ def _holds_strings(desc: Descriptor, seen: frozenset[str] = frozenset()) -> bool
         target = fd.message_type
         if fd.type == FieldDescriptor.TYPE_STRING:
             return True
-        if target is not None and _holds_strings(target, seen | {desc.full_name}):
+        if target is not None and holds_strings(target, seen | {desc.full_name}):
             return True
     return False
 
 
-_SUSPECT = '("\\x00" in {0} or (len({0}) >= short and card({0})))'
+def suspect_source(variable: str) -> str:
+    """`suspect_string(<variable>)` as a Python expression for generated code (with
+    SUSPECT_NAMESPACE): NUL, or a card number — looks_like_card_number's first two exits
+    (length, how a candidate starts) inlined, so most strings cost no call."""
+    v = variable
+    return (
+        f'("\\x00" in {v} or (len({v}) >= {_MIN_CANDIDATE_LENGTH}'
+        f" and _card_start({v}) is not None and _card({v})))"
+    )
 
 
-def _scanner(desc: Descriptor) -> Callable[[Message], bool]:
-    """Straight-line Python for one message type: each string field tested in place (NUL,
-    then a card number only from 13 characters on), each set message field that can hold
-    strings scanned by its own type's scanner; no paths, no generators, no descriptor
-    lookups per call."""
-    lines = [f"def scan(m):  # {desc.full_name}"]
+def _scanner_name(desc: Descriptor) -> str:
+    """The name of the scanner of `desc` in _NAMESPACE, generated on first use.
+
+    Straight-line Python for one message type: each string field tested in place (NUL, then
+    a card number only from 13 characters with a candidate's start on), each set message field
+    that can hold strings scanned by a direct call of its own type's scanner; no paths, no
+    generators, no descriptor lookups per call."""
+    name = _NAMES.get(desc.full_name)
+    if name is not None:
+        return name
+    name = _NAMES[desc.full_name] = f"scan_{len(_NAMES)}_{desc.name}"  # before nested types
+    lines = [f"def {name}(m):  # {desc.full_name}"]
     for fd in desc.fields:
         lines += [f"    {line}" for line in _field_lines(fd)]
     if desc.extension_ranges:  # extensions are not fields of the type: let the walk see them
         lines.append("    return any(f.is_extension for f, _ in m.ListFields())")
     else:
         lines.append("    return False")
-    namespace: dict[str, Any] = {
-        "card": looks_like_card_number,
-        "scan_of": has_suspect_strings,
-        "short": _MIN_CANDIDATE_LENGTH,
-    }
-    exec("\n".join(lines), namespace)  # noqa: S102 - code generated from descriptors only
-    scan: Callable[[Message], bool] = namespace["scan"]
-    return scan
+    exec("\n".join(lines), _NAMESPACE)  # noqa: S102 - code generated from descriptors only
+    _SCANNERS[desc.full_name] = _NAMESPACE[name]
+    return name
 
 
 def _field_lines(fd: FieldDescriptor) -> list[str]:  # noqa: PLR0911 - one return per shape
@@ -151,11 +173,11 @@ def _field_lines(fd: FieldDescriptor) -> list[str]:  # noqa: PLR0911 - one retur
     if entry is not None and entry.GetOptions().map_entry:
         key_is_string = entry.fields_by_name["key"].type == FieldDescriptor.TYPE_STRING
         value = entry.fields_by_name["value"]
-        tests = [_SUSPECT.format("k")] if key_is_string else []
+        tests = [suspect_source("k")] if key_is_string else []
         if value.type == FieldDescriptor.TYPE_STRING:
-            tests.append(_SUSPECT.format("v"))
-        elif value.message_type is not None and _holds_strings(value.message_type):
-            tests.append("scan_of(v)")
+            tests.append(suspect_source("v"))
+        elif value.message_type is not None and holds_strings(value.message_type):
+            tests.append(f"{_scanner_name(value.message_type)}(v)")
         if not tests:
             return []
         return [
@@ -165,14 +187,15 @@ def _field_lines(fd: FieldDescriptor) -> list[str]:  # noqa: PLR0911 - one retur
         ]
     if fd.type == FieldDescriptor.TYPE_STRING:
         if fd.is_repeated:
-            return [f"for v in {attr}:", f"    if {_SUSPECT.format('v')}:", "        return True"]
+            return [f"for v in {attr}:", f"    if {suspect_source('v')}:", "        return True"]
         present = f"m.HasField({fd.name!r})" if fd.has_presence else "v"
-        return [f"v = {attr}", f"if {present} and {_SUSPECT.format('v')}:", "    return True"]
-    if fd.message_type is None or not _holds_strings(fd.message_type):
+        return [f"v = {attr}", f"if {present} and {suspect_source('v')}:", "    return True"]
+    if fd.message_type is None or not holds_strings(fd.message_type):
         return []
+    scan = _scanner_name(fd.message_type)
     if fd.is_repeated:
-        return [f"for v in {attr}:", "    if scan_of(v):", "        return True"]
-    return [f"if m.HasField({fd.name!r}) and scan_of({attr}):", "    return True"]
+        return [f"for v in {attr}:", f"    if {scan}(v):", "        return True"]
+    return [f"if m.HasField({fd.name!r}) and {scan}({attr}):", "    return True"]
 
 
 def card_number_fields(message: Message) -> list[str]:

@@ -1,5 +1,8 @@
-"""The server interceptor: authenticate → authorize → validate → tenant scope → handler,
-with every DomainError turned into a rich google.rpc.Status on the way out."""
+"""The server interceptor: trace → authenticate → authorize → validate → tenant scope →
+handler, with every DomainError turned into a rich google.rpc.Status on the way out.
+
+It starts every call's server span itself (services/chassis/tracing.py), for our methods and
+infrastructure ones (health, reflection) alike, in place of OpenTelemetry's interceptor."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from services.chassis.errors import DomainError, Internal, PermissionDenied, Una
 from services.chassis.status import to_grpc_status
 from services.chassis.telemetry import RpcMetrics
 from services.chassis.tenancy import tenant_of
+from services.chassis.tracing import ServerSpans
 from services.chassis.validation import RequestValidator
 
 log = logging.getLogger(__name__)
@@ -57,8 +61,10 @@ class ChassisInterceptor(_Interceptor):
         validator: RequestValidator,
         error_domain: str,
         metrics: RpcMetrics,
+        spans: ServerSpans | None = None,
     ) -> None:
         self._metrics = metrics
+        self._spans = spans or ServerSpans()
         self._rules = rules
         self._verifier = verifier
         self._policy = policy
@@ -77,10 +83,11 @@ class ChassisInterceptor(_Interceptor):
         if wrapped is not None and wrapped[0] is handler:
             return wrapped[1]
         rule = self._rules.get(method)
-        if handler is None or rule is None:
+        if handler is None:
             return handler
-        result = handler  # client streaming is not part of any contract
-        if handler.unary_unary is not None:
+        if rule is None:  # infrastructure (health, reflection): traced, nothing else
+            result = self._traced(method, handler)
+        elif handler.unary_unary is not None:
             result = grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, rule, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
@@ -92,6 +99,8 @@ class ChassisInterceptor(_Interceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        else:  # client streaming is not part of any contract
+            result = self._traced(method, handler)
         self._wrapped[method] = (handler, result)  # generic handlers hand out the same object
         return result
 
@@ -101,38 +110,100 @@ class ChassisInterceptor(_Interceptor):
         # The hot path of every service: the steps of `_serving`, without a context manager.
         record = self._metrics.recorder(method)
         admit = self._admit
+        spans = self._spans
 
         async def unary(request: Message, context: Context) -> Any:
+            span, span_token = spans.start(method, context)
             token = None
             started, status = perf_counter(), "OK"
             try:
-                token = bind_context(admit(method, rule, request, context))
-                # Calls made through clients/ while serving never outlive this request.
-                remaining = context.time_remaining()
-                if remaining is None:
-                    return await behavior(request, context)
-                with deadline_scope(Deadline.after(remaining)):
-                    return await behavior(request, context)
-            except BaseException as error:
-                status = _status_name(context, error)
-                await self._answer(method, context, error)
+                try:
+                    token = bind_context(admit(method, rule, request, context))
+                    # Calls made through clients/ while serving never outlive this request.
+                    remaining = context.time_remaining()
+                    if remaining is None:
+                        return await behavior(request, context)
+                    with deadline_scope(Deadline.after(remaining)):
+                        return await behavior(request, context)
+                except BaseException as error:
+                    status = _status_name(context, error)
+                    await self._answer(method, context, error)
+                    raise
+                finally:
+                    record(status, perf_counter() - started)
+                    if token is not None:
+                        reset_context(token)
+            except BaseException as escaped:  # what leaves the call: on the span
+                spans.failed(span, escaped)
                 raise
             finally:
-                record(status, perf_counter() - started)
-                if token is not None:
-                    reset_context(token)
+                spans.end(span, span_token, context)
 
         return unary
 
     def _wrap_stream(
         self, method: str, rule: AccessRule, behavior: Callable[..., Any]
     ) -> Callable[[Message, Context], AsyncIterator[Any]]:
+        spans = self._spans
+
         async def stream(request: Message, context: Context) -> AsyncIterator[Any]:
-            async with self._serving(method, rule, request, context):
-                async for response in behavior(request, context):
-                    yield response
+            span, span_token = spans.start(method, context)
+            try:
+                async with self._serving(method, rule, request, context):
+                    async for response in behavior(request, context):
+                        yield response
+            except BaseException as escaped:
+                spans.failed(span, escaped)
+                raise
+            finally:
+                spans.end(span, span_token, context)
 
         return stream
+
+    def _traced(self, method: str, handler: Handler) -> Handler:
+        """`handler` with the server span only (for methods without an access rule)."""
+        spans = self._spans
+        streams_out = handler.response_streaming
+        behavior = cast(
+            "Callable[..., Any]",
+            handler.unary_unary
+            or handler.unary_stream
+            or handler.stream_unary
+            or handler.stream_stream,
+        )
+
+        async def unary(request: Any, context: Context) -> Any:
+            span, span_token = spans.start(method, context)
+            try:
+                return await behavior(request, context)
+            except BaseException as escaped:
+                spans.failed(span, escaped)
+                raise
+            finally:
+                spans.end(span, span_token, context)
+
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            span, span_token = spans.start(method, context)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except BaseException as escaped:
+                spans.failed(span, escaped)
+                raise
+            finally:
+                spans.end(span, span_token, context)
+
+        make = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+        }[(handler.request_streaming, streams_out)]
+        return make(
+            stream if streams_out else unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     @contextlib.asynccontextmanager
     async def _serving(

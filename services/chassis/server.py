@@ -15,13 +15,13 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from services.chassis.access import access_rules
 from services.chassis.auth import RbacPolicy, TokenVerifier
 from services.chassis.config import ServerSettings
 from services.chassis.interceptors import ChassisInterceptor
 from services.chassis.telemetry import RpcMetrics, Telemetry
+from services.chassis.tracing import ServerSpans
 from services.chassis.validation import RequestValidator
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,12 @@ async def start_server(
         validator=RequestValidator(),
         error_domain=error_domain,
         metrics=RpcMetrics(telemetry.meter_provider),
+        # Every call's server span, refused calls included (ADR 0020: in place of
+        # OpenTelemetry's own interceptor, which cost ~70 µs per call).
+        spans=ServerSpans(telemetry.tracer_provider),
     )
-    # The tracing interceptor is outermost, so refused calls are traced too.
-    tracing = aio_server_interceptor(tracer_provider=telemetry.tracer_provider)  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
-        interceptors=[tracing, interceptor],
+        interceptors=[interceptor],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -14,15 +14,24 @@ protovalidate's own order and produce the same violations (field path, rule id, 
   subset `_CelCompiler` understands (field access, `has`, `size`, comparisons, `&&`/`||`/`!`,
   `in`, `+ - *` on ints, timestamps and durations, `now`, `duration('…')`, string
   `+`/`startsWith`/`endsWith`/`contains`/`matches` with a literal pattern, the list macros
-  `all`/`exists`/`filter`/`map` and `unique()`) — typed from the descriptors — run as Python
-  closures. Timestamps and durations are compared as whole microseconds, as celpy does;
+  `all`/`exists`/`filter`/`map` and `unique()`) — typed from the descriptors — are translated
+  to Python expressions. Timestamps and durations are compared as whole microseconds, as
+  celpy does;
 - where CEL itself would fail for a value (an int64 overflow, a timestamp past year 9999) a
   compiled check raises `_Fallback` and protovalidate's own CEL program runs that one rule for
   that value, with the activation protovalidate builds; a rule shape outside all of this would
   run there always (none of the contracts' rules does: see STILL_INTERPRETED in the tests).
+  Where CEL cannot evaluate a rule at all for a value, protovalidate raises; a server's
+  validator reports that rule as a violation of the field instead (INVALID_ARGUMENT, not
+  INTERNAL).
 
-The card-data and NUL guard runs first, as a scanner compiled per message type
-(`card_data.has_suspect_strings`); the fields are named only when it finds something.
+A plan is generated Python: one function per message type, its source built once from the
+descriptor and compiled with compile()/exec — each field's checks inline (`if len(v) > 256:`),
+each custom CEL rule an inline expression, a nested message one direct call of its type's
+function (none for a type without rules), the field path built only for a violation. A
+server's plans also test every string they pass — NUL, or a card number — and raise
+SuspectString at the first suspect one; only then does the exact walk
+(`card_data.string_fields`) name the fields. `plan_source` shows the code of a type.
 Differential tests (tests/unit/chassis/test_validation_plan.py, test_validation_shapes.py)
 check the plans against protovalidate for generated messages of every contract type and of
 every rule shape compiled. See docs/adr/0016 and 0020.
@@ -31,6 +40,7 @@ every rule shape compiled. See docs/adr/0016 and 0020.
 from __future__ import annotations
 
 import datetime as dt
+import keyword
 import logging
 import re
 import time
@@ -45,13 +55,21 @@ import re2  # type: ignore[import-untyped] # no stubs; the RE2 engine CEL's matc
 from buf.validate import validate_pb2
 from celpy import celtypes
 from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, OneofDescriptor
 from google.protobuf.message import Message
 from protovalidate.internal import extra_func
 from protovalidate.internal import rules as pv_rules
 from protovalidate.internal.cel_field_presence import InterpretedRunner
 
-from services.chassis.card_data import has_suspect_strings, looks_like_card_number, string_fields
+from services.chassis.card_data import (
+    SUSPECT_NAMESPACE,
+    has_suspect_strings,
+    holds_strings,
+    looks_like_card_number,
+    string_fields,
+    suspect_source,
+)
 from services.chassis.errors import FieldViolation, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -64,7 +82,7 @@ class RequestValidator:
     """Raises InvalidArgument naming every violated field; returns None for a valid request."""
 
     def __init__(self) -> None:
-        self._plans = PlanCompiler()
+        self._plans = PlanCompiler(errors_as_violations=True, scan_strings=True)
 
     def prepare(self, request_types: Iterable[Descriptor]) -> None:
         """Compile the checks of these request types up front (a server calls it at start)."""
@@ -72,9 +90,15 @@ class RequestValidator:
 
     def validate(self, request: Message) -> None:
         """Check `request` against its protovalidate rules and for card numbers."""
-        if has_suspect_strings(request):  # rare: then name the fields, exactly
+        try:  # the plans test every string for NUL and card numbers as they validate
+            violations = self._plans.violations(request)
+        except SuspectString:  # rare: then name the fields, exactly
             _refuse_strings(request)
-        violations = self._plans.violations(request)
+            raise
+        except Exception:
+            if has_suspect_strings(request):  # the card-data refusal comes first, always
+                _refuse_strings(request)
+            raise
         if violations:
             first = violations[0]
             raise InvalidArgument(
@@ -159,6 +183,36 @@ def _key_text(key: Any) -> str:
     return str(key)
 
 
+@dataclass(frozen=True)
+class _Code:
+    """Lines of a generated plan function's body, over `m` (the message), `prefix` (its
+    path) and `out` (the violations)."""
+
+    lines: list[str]
+
+
+Piece = Step | _Code
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return [f"    {line}" for line in lines]
+
+
+def _getter(name: str) -> str:
+    """`m.<name>`, or a getattr for a field named like a Python keyword."""
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f"m.{name}"
+    return f"getattr(m, {name!r})"
+
+
+def _item_path(path: str, index: int) -> str:
+    return f"{path}[{index}]"
+
+
+def _entry_path(path: str, key: Any) -> str:
+    return f"{path}[{_key_text(key)}]"
+
+
 @dataclass
 class _Stats:
     """What a plan runs as Python and what it hands to protovalidate's CEL interpreter."""
@@ -167,17 +221,51 @@ class _Stats:
     interpreted: list[str] = field(default_factory=list)
 
 
-class PlanCompiler:
-    """Compiles and caches one plan per message type; `violations` runs it."""
+class SuspectString(Exception):
+    """A plan compiled with `scan_strings` met a string with NUL or a card number."""
 
-    def __init__(self) -> None:
+
+class PlanCompiler:
+    """Compiles and caches one plan per message type; `violations` runs it.
+
+    With `scan_strings` (what a server uses) the plans also test every string of the message
+    — nested, repeated, map keys and values, with rules or without — as
+    `card_data.suspect_string` does, and raise SuspectString at the first suspect one: one
+    walk of the message for both jobs.
+
+    Where CEL cannot evaluate a rule for a value (an int64 overflow in `a * b`, a timestamp
+    past year 9999), protovalidate raises. With `errors_as_violations` (what a server uses)
+    that rule is reported as a violation of its field instead — the value is out of the
+    range the contract can check, a client error — and the other rules still run; without
+    it (the differential tests' reference mode) CEL's error is raised, as protovalidate does.
+    """
+
+    def __init__(self, *, errors_as_violations: bool = False, scan_strings: bool = False) -> None:
+        self._errors_as_violations = errors_as_violations
+        self._scan_strings = scan_strings
         self._env = celpy.Environment(runner_class=InterpretedRunner)
         self._funcs = extra_func.make_extra_funcs()
-        self._plans: dict[str, list[Step]] = {}
+        self._plans: dict[str, list[Piece]] = {}
         self._stats: dict[str, _Stats] = {}
         self._programs: dict[str, celpy.Runner] = {}  # interpreted rules, compiled on first use
         self._reference: protovalidate.Validator | None = None  # for types the plans cannot do
         self.interpreted_evaluations = 0  # CEL programs run by the interpreter (a counter)
+        # The generated plan functions: one namespace (globals) for all of them, so a plan
+        # calls a nested type's plan by name — also a recursive one, defined later.
+        self._namespace: dict[str, Any] = {
+            "__builtins__": __builtins__,
+            "_FV": FieldViolation,
+            "_J": _join,
+            "_I": _item_path,
+            "_E": _entry_path,
+            "_S": SuspectString,
+            "_scan": has_suspect_strings,
+            **SUSPECT_NAMESPACE,
+        }
+        self._names: dict[str, str] = {}  # message type → its plan function's name
+        self._compiling: set[str] = set()
+        self._functions: dict[str, Step] = {}
+        self._bound: dict[int, str] = {}  # id(constant) → its name in the namespace
 
     def prepare(self, descriptors: Iterable[Descriptor]) -> None:
         """Compile the plans of these message types (and what they nest) now, not on first use."""
@@ -188,8 +276,11 @@ class PlanCompiler:
         """The violations protovalidate would report for `message`, in its order."""
         out: Out = []
         desc = cast("Descriptor", message.DESCRIPTOR)  # the upb and pure descriptors agree
-        for step in self._plan(desc):
-            step(message, "", out)
+        function = self._functions.get(desc.full_name)
+        if function is None:
+            self._plan(desc)
+            function = self._functions[desc.full_name]
+        function(message, "", out)
         return out
 
     def interpreted_rules(self, descriptor: Descriptor) -> list[str]:
@@ -211,20 +302,57 @@ class PlanCompiler:
                 pending.append(target)
         return result
 
-    def _plan(self, desc: Descriptor) -> list[Step]:
-        plan = self._plans.get(desc.full_name)
+    def plan_source(self, descriptor: Descriptor) -> str:
+        """The generated Python of `descriptor`'s plan (for tests and for reading)."""
+        self._plan(descriptor)
+        return cast("str", self._namespace[f"{self._names[descriptor.full_name]}_source"])
+
+    def _plan(self, desc: Descriptor) -> list[Piece]:
+        """The pieces of `desc`'s plan, compiled (with what it nests) into one Python function
+        the first time: straight-line code per field, a call per nested message."""
+        full_name = desc.full_name
+        plan = self._plans.get(full_name)
         if plan is None:
-            self._stats[desc.full_name] = _Stats()
-            plan = self._plans[desc.full_name] = []  # recursive types see the (filled) list
+            self._stats[full_name] = _Stats()
+            plan = self._plans[full_name] = []
+            self._names[full_name] = f"plan_{len(self._names)}_{desc.name}"
+            self._compiling.add(full_name)  # a recursive type calls its plan by name
             try:
                 plan.extend(self._new_plan(desc))
             except Exception:  # a rule shape the compiler does not know: protovalidate it is
-                log.warning(
-                    "validating %s with protovalidate itself", desc.full_name, exc_info=True
-                )
-                self._stats[desc.full_name].interpreted.append(f"<all rules of {desc.full_name}>")
+                log.warning("validating %s with protovalidate itself", full_name, exc_info=True)
+                self._stats[full_name].interpreted.append(f"<all rules of {full_name}>")
                 plan[:] = [self._reference_step()]
+                if self._scan_strings and holds_strings(desc):
+                    plan.insert(0, _Code(["if _scan(m):", "    raise _S"]))
+            finally:
+                self._compiling.discard(full_name)
+            self._functions[full_name] = self._generate(full_name, plan)
         return plan
+
+    def _generate(self, full_name: str, plan: list[Piece]) -> Step:
+        """One function `(m, prefix, out)` running every piece of `plan` in order."""
+        name = self._names[full_name]
+        body: list[str] = []
+        for piece in plan:
+            if isinstance(piece, _Code):
+                body.extend(piece.lines)
+            else:
+                body.append(f"{self._bind(piece)}(m, prefix, out)")
+        source = f"def {name}(m, prefix, out):\n" + "".join(
+            f"    {line}\n" for line in body or ["pass"]
+        )
+        exec(compile(source, f"<validation plan of {full_name}>", "exec"), self._namespace)  # noqa: S102 - source generated from descriptors, no input
+        self._namespace[f"{name}_source"] = source
+        return cast("Step", self._namespace[name])
+
+    def _bind(self, value: Any) -> str:
+        """A name for `value` in the plans' namespace."""
+        name = self._bound.get(id(value))
+        if name is None:
+            name = self._bound[id(value)] = f"_c{len(self._bound)}"
+            self._namespace[name] = value
+        return name
 
     def _reference_step(self) -> Step:
         """The whole message (and what it nests) checked by protovalidate, paths prefixed."""
@@ -234,7 +362,14 @@ class PlanCompiler:
         def step(message: Message, prefix: str, out: Out) -> None:
             assert self._reference is not None
             self.interpreted_evaluations += 1
-            for found in protovalidate_violations(self._reference, message):
+            try:
+                found_violations = protovalidate_violations(self._reference, message)
+            except CELEvalError as error:
+                if not self._errors_as_violations:
+                    raise
+                out.append(FieldViolation(prefix, _evaluation_failure(error), "cel.evaluation"))
+                return
+            for found in found_violations:
                 path = _join(prefix, found.field) if found.field else prefix
                 out.append(FieldViolation(path, found.description, found.reason))
 
@@ -242,9 +377,9 @@ class PlanCompiler:
 
     # -- message level -----------------------------------------------------------------------
 
-    def _new_plan(self, desc: Descriptor) -> list[Step]:
+    def _new_plan(self, desc: Descriptor) -> list[Piece]:  # noqa: C901 - protovalidate's order
         stats = self._stats[desc.full_name]
-        steps: list[Step] = []
+        steps: list[Piece] = []
         oneof_fields: set[str] = set()
         options = desc.GetOptions()
         if options.HasExtension(validate_pb2.message):
@@ -272,233 +407,254 @@ class PlanCompiler:
                     override.ignore = validate_pb2.IGNORE_IF_ZERO_VALUE
                     rules = override
                 if rules.ignore == validate_pb2.IGNORE_ALWAYS:
+                    steps.extend(self._scan_only(fd))
                     continue
-                steps.append(self._field_step(fd, rules, stats))
+                steps.append(self._field_code(fd, rules, stats, self._scan_lines(fd)))
                 if rules.repeated.items.ignore == validate_pb2.IGNORE_ALWAYS:
+                    steps.extend(self._scan_only(fd, strings=False))  # scanned above
                     continue
-            nested = self._nested_step(fd)
+            else:
+                scan = self._scan_lines(fd)
+                if scan:
+                    steps.append(_Code([f"v = {_getter(fd.name)}", *scan]))
+            nested = self._nested_code(fd)
             if nested is not None:
                 steps.append(nested)
+        if self._scan_strings and desc.extension_ranges:  # extensions: the exact scanner
+            steps.append(_Code(["if _scan(m):", "    raise _S"]))
         return steps
 
-    def _nested_step(self, fd: FieldDescriptor) -> Step | None:
-        """Validation of the messages a field holds (SubMsgRule, RepeatedMsgRule, MapValMsgRule)."""
+    def _scan_lines(self, fd: FieldDescriptor) -> list[str]:
+        """With `scan_strings`: the test of the strings a field holds itself (over `v`, its
+        value) — values, repeated items, map keys and values; none for messages."""
+        if not self._scan_strings:
+            return []
+        entry = fd.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            tests, read = [], []
+            if entry.fields_by_name["key"].type == FieldDescriptor.TYPE_STRING:
+                tests.append(suspect_source("k"))
+            if entry.fields_by_name["value"].type == FieldDescriptor.TYPE_STRING:
+                tests.append(suspect_source("x"))
+                read = ["    x = v[k]"]
+            if not tests:
+                return []
+            return ["for k in v:", *read, f"    if {' or '.join(tests)}:", "        raise _S"]
+        if fd.type != FieldDescriptor.TYPE_STRING:
+            return []
+        if fd.is_repeated:
+            return ["for x in v:", f"    if {suspect_source('x')}:", "        raise _S"]
+        return [f"if {suspect_source('v')}:", "    raise _S"]
+
+    def _scan_only(self, fd: FieldDescriptor, *, strings: bool = True) -> list[_Code]:
+        """With `scan_strings`, for a field whose rules are ignored: its strings, and those of
+        the messages it holds (by the card-data scanner: no plan runs for them)."""
+        if not self._scan_strings:
+            return []
+        get = _getter(fd.name)
+        code: list[_Code] = []
+        scan = self._scan_lines(fd) if strings else []
+        if scan:
+            code.append(_Code([f"v = {get}", *scan]))
+        target = fd.message_type
+        if target is not None and target.GetOptions().map_entry:
+            target = target.fields_by_name["value"].message_type
+            if target is not None and holds_strings(target):
+                code.append(
+                    _Code([f"v = {get}", "for k in v:", "    if _scan(v[k]):", "        raise _S"])
+                )
+        elif target is not None and holds_strings(target):
+            if fd.is_repeated:
+                code.append(_Code([f"for x in {get}:", "    if _scan(x):", "        raise _S"]))
+            else:
+                code.append(
+                    _Code([f"if m.HasField({fd.name!r}) and _scan({get}):", "    raise _S"])
+                )
+        return code
+
+    def _nested_code(self, fd: FieldDescriptor) -> _Code | None:
+        """Validation of the messages a field holds (SubMsgRule, RepeatedMsgRule, MapValMsgRule):
+        a call of their type's plan per message, nothing when that plan checks nothing."""
         target = fd.message_type
         if target is None:
             return None
         if target.GetOptions().map_entry:
-            value_type = target.fields_by_name["value"].message_type
-            return None if value_type is None else self._map_messages(fd, value_type)
+            target = target.fields_by_name["value"].message_type
+            if target is None:
+                return None
+        self._plan(target)
+        if not self._plans[target.full_name] and target.full_name not in self._compiling:
+            return None  # no rule anywhere below: skip the messages altogether
+        plan = self._names[target.full_name]
+        get, name = _getter(fd.name), repr(fd.name)
+        path = f"(prefix + {'.' + fd.name!r} if prefix else {name})"  # _join, inline
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            return _Code(
+                [
+                    f"v = {get}",
+                    "if v:",
+                    f"    b = {path}",
+                    "    for k in v:",  # upb maps: faster than items()
+                    f"        {plan}(v[k], _E(b, k), out)",
+                ]
+            )
         if fd.is_repeated:
-            return self._repeated_messages(fd, target)
-        return self._sub_message(fd, target)
+            return _Code(
+                [
+                    f"v = {get}",
+                    "if v:",
+                    f"    b = {path}",
+                    "    for i, x in enumerate(v):",
+                    f"        {plan}(x, f'{{b}}[{{i}}]', out)",
+                ]
+            )
+        return _Code([f"if m.HasField({name}):", f"    {plan}({get}, {path}, out)"])
 
-    def _message_cel(self, desc: Descriptor, rule: validate_pb2.Rule, stats: _Stats) -> Step:
+    def _message_cel(self, desc: Descriptor, rule: validate_pb2.Rule, stats: _Stats) -> Piece:
+        """A message rule in CEL: inline Python when compiled (the interpreter for a value it
+        falls back on), else the interpreter always."""
         rule_id = rule.id
         failure = rule.message or f'"{rule.expression}" returned false'
-        compiled = _CelCompiler(self._env).compile_bool(rule.expression, _MsgType(desc))
+        compiled = _CelCompiler(self._env, self._bind).source_bool(
+            rule.expression, _MsgType(desc), "m"
+        )
 
         def interpreted(message: Message, prefix: str, out: Out) -> None:
-            this = pv_rules._msg_to_cel(message)  # noqa: SLF001 - protovalidate's own activation
+            try:
+                this = pv_rules._msg_to_cel(message)  # noqa: SLF001 - protovalidate's own activation
+            except (OverflowError, ValueError) as error:  # a value CEL cannot hold
+                self._unevaluable(error, rule, prefix, out)
+                return
             self._run_cel(rule, {"this": this}, prefix, out)
 
         if compiled is None:
             stats.interpreted.append(rule_id)
             return interpreted
         stats.native += 1
-        check = compiled
-
-        def native(message: Message, prefix: str, out: Out) -> None:
-            try:
-                passed = check({"this": message})
-            except _Fallback:
-                interpreted(message, prefix, out)
-                return
-            if not passed:
-                out.append(FieldViolation(prefix, failure, rule_id))
-
-        return native
-
-    def _plan_getter(self, target: Descriptor) -> Callable[[], list[Step]]:
-        """The plan of `target`, looked up on first use (it may still be compiling now, for a
-        recursive type) and kept: a plan is one list, filled or replaced in place."""
-        found: list[list[Step]] = []
-
-        def plan_of() -> list[Step]:
-            if not found:
-                found.append(self._plan(target))
-            return found[0]
-
-        return plan_of
-
-    def _sub_message(self, fd: FieldDescriptor, target: Descriptor) -> Step:
-        name = fd.name
-
-        plan_of = self._plan_getter(target)
-
-        def step(message: Message, prefix: str, out: Out) -> None:
-            if not message.HasField(name):
-                return
-            plan = plan_of()
-            if plan:
-                value = getattr(message, name)
-                path = _join(prefix, name)
-                for sub in plan:
-                    sub(value, path, out)
-
-        return step
-
-    def _repeated_messages(self, fd: FieldDescriptor, target: Descriptor) -> Step:
-        name = fd.name
-
-        plan_of = self._plan_getter(target)
-
-        def step(message: Message, prefix: str, out: Out) -> None:
-            items = getattr(message, name)
-            if not items:
-                return
-            plan = plan_of()
-            if not plan:
-                return
-            base = _join(prefix, name)
-            for index, item in enumerate(items):
-                path = f"{base}[{index}]"
-                for sub in plan:
-                    sub(item, path, out)
-
-        return step
-
-    def _map_messages(self, fd: FieldDescriptor, target: Descriptor) -> Step:
-        name = fd.name
-
-        plan_of = self._plan_getter(target)
-
-        def step(message: Message, prefix: str, out: Out) -> None:
-            entries = getattr(message, name)
-            if not entries:
-                return
-            plan = plan_of()
-            if not plan:
-                return
-            base = _join(prefix, name)
-            for key, item in entries.items():
-                path = f"{base}[{_key_text(key)}]"
-                for sub in plan:
-                    sub(item, path, out)
-
-        return step
+        return _Code(
+            [
+                "try:",
+                f"    if not {compiled}:",
+                f"        out.append(_FV(prefix, {failure!r}, {rule_id!r}))",
+                f"except {self._bind(_Fallback)}:",
+                f"    {self._bind(interpreted)}(m, prefix, out)",
+            ]
+        )
 
     # -- field level -------------------------------------------------------------------------
 
-    def _field_step(  # noqa: C901 - mirrors FieldRules/EnumRules/RepeatedRules/MapRules.validate
-        self, fd: FieldDescriptor, rules: validate_pb2.FieldRules, stats: _Stats
-    ) -> Step:
-        name = fd.name
-        has_presence = fd.has_presence
-        repeated = fd.is_repeated
-        default = fd.default_value
-        required = rules.required
-        ignore_empty = rules.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE or has_presence
-        is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
-        value_checks = self._value_checks(fd, rules, stats, item=False)
-        defined_values: frozenset[int] | None = None
+    def _field_code(  # noqa: C901 - mirrors FieldRules/EnumRules/RepeatedRules/MapRules
+        self, fd: FieldDescriptor, rules: validate_pb2.FieldRules, stats: _Stats, scan: list[str]
+    ) -> _Code:
+        """Straight-line Python for one field's rules, after `scan` (its strings' test); the
+        field's path is built only for a violation (or for a check that needs it: a fallback
+        to the interpreter)."""
+        name = repr(fd.name)
+        path = f"_J(prefix, {name})"
+        ignore_empty = rules.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE or fd.has_presence
+        checks = self._check_lines("v", path, self._value_checks(fd, rules, stats, item=False))
         if rules.WhichOneof("type") == "enum" and rules.enum.defined_only:
             enum_type = fd.enum_type
             assert enum_type is not None
-            defined_values = frozenset(enum_type.values_by_number)
-        element_check: Callable[[Any, str, Out], None] | None = None
+            defined = self._bind(frozenset(enum_type.values_by_number))
+            checks += [
+                f"if v not in {defined}:",
+                (
+                    f"    out.append(_FV({path}, 'value must be one of the defined enum values',"
+                    " 'enum.defined_only'))"
+                ),
+            ]
+        is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+        items = rules.repeated.items
         if is_map:
-            element_check = self._map_entries(fd, rules, stats)
+            checks += self._map_entry_lines(fd, rules, stats, path)
         elif (
-            repeated
+            fd.is_repeated
             and rules.repeated.HasField("items")
-            and rules.repeated.items.ignore != validate_pb2.IGNORE_ALWAYS
+            and items.ignore != validate_pb2.IGNORE_ALWAYS
         ):
-            element_check = self._repeated_items(fd, rules.repeated.items, stats)
+            each = self._check_lines(
+                "x", f"_I({path}, i)", self._value_checks(fd, items, stats, item=True)
+            )
+            if each:
+                skip = ["if not x:", "    continue"]
+                skip_empty = items.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE
+                checks += ["for i, x in enumerate(v):", *_indent([*(skip * skip_empty), *each])]
+        if fd.has_presence:
+            empty = f"not m.HasField({name})"
+        elif fd.is_repeated or not fd.default_value:
+            empty = "not v"
+        else:
+            empty = f"v == {self._bind(fd.default_value)}"
+        read = [] if fd.has_presence and not checks and not scan else [f"v = {_getter(fd.name)}"]
+        lines = [*read, *scan]
+        if rules.required:
+            lines += [
+                f"if {empty}:",
+                f"    out.append(_FV({path}, 'value is required', 'required'))",
+            ]
+            if checks:
+                lines += ["else:", *_indent(checks)]
+        elif not checks:
+            return _Code(lines if scan else [])
+        elif ignore_empty:
+            lines += [f"if not ({empty}):", *_indent(checks)]
+        else:
+            lines += checks
+        return _Code(lines)
 
-        if defined_values is None and element_check is None:
-            simple = [c for c in value_checks if isinstance(c, _SimpleCheck)]
-            if len(simple) == len(value_checks):
-                return _simple_field_step(
-                    name, [(c.fails, c.violation) for c in simple], fd, required=required,
-                    ignore_empty=ignore_empty,
-                )  # fmt: skip
-
-        def step(message: Message, prefix: str, out: Out) -> None:
-            if has_presence:
-                empty = not message.HasField(name)
-                value = getattr(message, name)
+    def _check_lines(self, value: str, path: str, checks: list[ValueCheck]) -> list[str]:
+        """The checks of one value, in order: a simple one inline, any other called."""
+        lines: list[str] = []
+        for check in checks:
+            if check is _no_check:
+                continue
+            if isinstance(check, _SimpleCheck):
+                if check.source is not None:
+                    names = [self._bind(const) for const in check.consts]
+                    fails = check.source.format(*names, v=value)
+                else:
+                    fails = f"{self._bind(check.fails)}({value})"
+                violation = check.violation
+                lines += [
+                    f"if {fails}:",
+                    (
+                        f"    out.append(_FV({path}, {violation.description!r},"
+                        f" {violation.rule_id!r}))"
+                    ),
+                ]
             else:
-                value = getattr(message, name)
-                empty = len(value) == 0 if repeated else value == default
-            path = _join(prefix, name)
-            if empty:
-                if required:
-                    out.append(FieldViolation(path, "value is required", "required"))
-                    return
-                if ignore_empty:
-                    return
-            for check in value_checks:
-                check(value, path, out)
-            if defined_values is not None and value not in defined_values:
-                out.append(
-                    FieldViolation(
-                        path, "value must be one of the defined enum values", "enum.defined_only"
-                    )
-                )
-            if element_check is not None:
-                element_check(value, path, out)
+                lines.append(f"{self._bind(check)}({value}, {path}, out)")
+        return lines
 
-        return step
-
-    def _repeated_items(
-        self, fd: FieldDescriptor, rules: validate_pb2.FieldRules, stats: _Stats
-    ) -> Callable[[Any, str, Out], None]:
-        checks = self._value_checks(fd, rules, stats, item=True)
-        skip_empty = rules.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE
-
-        def each(items: Any, path: str, out: Out) -> None:
-            for index, item in enumerate(items):
-                if skip_empty and not item:
-                    continue
-                item_path = f"{path}[{index}]"
-                for check in checks:
-                    check(item, item_path, out)
-
-        return each
-
-    def _map_entries(
-        self, fd: FieldDescriptor, rules: validate_pb2.FieldRules, stats: _Stats
-    ) -> Callable[[Any, str, Out], None]:
+    def _map_entry_lines(
+        self, fd: FieldDescriptor, rules: validate_pb2.FieldRules, stats: _Stats, path: str
+    ) -> list[str]:
+        """Per entry: the value's checks, then the key's (protovalidate reports an entry's
+        value before its key)."""
         entry = fd.message_type
         assert entry is not None
         key_field = entry.fields_by_name["key"]
         value_field = entry.fields_by_name["value"]
-        key_checks: list[ValueCheck] | None = None
-        value_checks: list[ValueCheck] | None = None
-        skip_empty_key = skip_empty_value = False
-        if rules.map.HasField("keys") and rules.map.keys.ignore != validate_pb2.IGNORE_ALWAYS:
-            key_checks = self._value_checks(key_field, rules.map.keys, stats, item=True)
-            skip_empty_key = rules.map.keys.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE
+        each: list[str] = []
+        read_value: list[str] = []
+        entry_path = f"_E({path}, k)"
         if rules.map.HasField("values") and rules.map.values.ignore != validate_pb2.IGNORE_ALWAYS:
-            value_checks = self._value_checks(value_field, rules.map.values, stats, item=True)
-            skip_empty_value = rules.map.values.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE
-
-        def each(entries: Any, path: str, out: Out) -> None:
-            if key_checks is None and value_checks is None:
-                return
-            for key, item in entries.items():
-                entry_path = f"{path}[{_key_text(key)}]"
-                key_out: Out = []
-                if key_checks is not None and (not skip_empty_key or key):
-                    for check in key_checks:
-                        check(key, entry_path, key_out)
-                if value_checks is not None and (not skip_empty_value or item):
-                    for check in value_checks:
-                        check(item, entry_path, out)
-                out.extend(key_out)  # protovalidate reports an entry's value before its key
-
-        return each
+            checks = self._value_checks(value_field, rules.map.values, stats, item=True)
+            lines = self._check_lines("x", entry_path, checks)
+            if lines and rules.map.values.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE:
+                lines = ["if x:", *_indent(lines)]
+            each += lines
+            read_value = ["x = v[k]"] if lines else []
+        if rules.map.HasField("keys") and rules.map.keys.ignore != validate_pb2.IGNORE_ALWAYS:
+            checks = self._value_checks(key_field, rules.map.keys, stats, item=True)
+            lines = self._check_lines("k", entry_path, checks)
+            if lines and rules.map.keys.ignore == validate_pb2.IGNORE_IF_ZERO_VALUE:
+                lines = ["if k:", *_indent(lines)]
+            each += lines
+        if not each:
+            return []
+        return ["for k in v:", *_indent([*read_value, *each])]  # upb maps: faster than items()
 
     def _value_checks(
         self, fd: FieldDescriptor, rules: validate_pb2.FieldRules, stats: _Stats, *, item: bool
@@ -536,10 +692,14 @@ class PlanCompiler:
         custom.extend(rules.cel)
         this_type = _value_type(fd, item=item)
         for rule in custom:
-            compiled = _CelCompiler(self._env).compile_bool(rule.expression, this_type)
+            source = _CelCompiler(self._env, self._bind).source_bool(rule.expression, this_type)
             interpreted = self._interpreted_value_rule(fd, rule, item=item, rules=typed_rules)
-            if compiled is not None:
+            if source is not None:
                 stats.native += 1
+                compiled = eval(  # noqa: S307 - source generated from the contract's rule
+                    compile(f"lambda this: {source}", f"<rule {rule.id}>", "eval"),
+                    self._namespace,
+                )
                 checks.append(
                     _custom_value_check(
                         compiled,
@@ -571,7 +731,11 @@ class PlanCompiler:
 
         def check(value: Any, path: str, out: Out) -> None:
             activation = dict(base)
-            activation["this"] = to_cel(value, fd)
+            try:
+                activation["this"] = to_cel(value, fd)
+            except (OverflowError, ValueError) as error:  # a value CEL cannot hold
+                self._unevaluable(error, rule, path, out)
+                return
             self._run_cel(rule, activation, path, out)
 
         return check
@@ -600,7 +764,11 @@ class PlanCompiler:
         program = self._program(rule.expression)
         activation.setdefault("rules", None)
         activation["now"] = celtypes.TimestampType(dt.datetime.now(tz=dt.UTC))
-        result = program.evaluate(activation)
+        result: Any
+        try:
+            result = program.evaluate(activation)
+        except CELEvalError as error:
+            result = error
         if isinstance(result, celtypes.BoolType):
             if not result:
                 message = rule.message or f'"{rule.expression}" returned false'
@@ -609,39 +777,25 @@ class PlanCompiler:
             if result:
                 out.append(FieldViolation(path, str(result), rule.id))
         elif isinstance(result, Exception):
-            raise result
+            self._unevaluable(result, rule, path, out)
+
+    def _unevaluable(self, error: Exception, rule: validate_pb2.Rule, path: str, out: Out) -> None:
+        """CEL cannot evaluate `rule` for this value: raise (as protovalidate does) or, for a
+        server, report the rule as violated at `path`."""
+        if not self._errors_as_violations:
+            raise error
+        out.append(FieldViolation(path, _evaluation_failure(error), rule.id))
 
 
-def _simple_field_step(
-    name: str,
-    tests: list[tuple[Callable[[Any], bool], _Violation]],
-    fd: FieldDescriptor,
-    *,
-    required: bool,
-    ignore_empty: bool,
-) -> Step:
-    """`_field_step` for a field whose checks all fail on the value alone (the common case):
-    no path is built unless a check fails."""
-    default = fd.default_value
-
-    def step(message: Message, prefix: str, out: Out) -> None:
-        value = getattr(message, name)
-        if (
-            (not message.HasField(name))
-            if has_presence
-            else ((not value) if repeated else value == default)
-        ):
-            if required:
-                out.append(FieldViolation(_join(prefix, name), "value is required", "required"))
-                return
-            if ignore_empty:
-                return
-        for fails, violation in tests:
-            if fails(value):
-                violation(_join(prefix, name), out)
-
-    has_presence, repeated = fd.has_presence, fd.is_repeated
-    return step
+def _evaluation_failure(error: Exception) -> str:
+    """A violation's text for a rule CEL could not evaluate: `cannot be checked (overflow)`."""
+    args = error.args
+    detail = args[2] if len(args) > 2 else args[:1]  # noqa: PLR2004 - CELEvalError's (text, type, args)
+    if isinstance(detail, tuple) and detail:
+        reason = ", ".join(str(part) for part in detail)
+    else:
+        reason = str(args[0]) if args else type(error).__name__
+    return f"value cannot be checked by this rule ({reason}): it is out of the supported range"
 
 
 def _or_interpreted(native: ValueCheck, interpreted: ValueCheck) -> ValueCheck:
@@ -655,7 +809,7 @@ def _or_interpreted(native: ValueCheck, interpreted: ValueCheck) -> ValueCheck:
 
 
 def _custom_value_check(
-    compiled: Callable[[dict[str, Any]], bool],
+    compiled: Callable[[Any], bool],
     rule: validate_pb2.Rule,
     interpreted: ValueCheck,
     *,
@@ -666,7 +820,7 @@ def _custom_value_check(
 
     def check(value: Any, path: str, out: Out) -> None:
         try:
-            passed = compiled({"this": value if convert is None else convert(value)})
+            passed = compiled(value if convert is None else convert(value))
         except _Fallback:
             interpreted(value, path, out)
             return
@@ -732,13 +886,24 @@ def _violation(message: str, rule_id: str) -> _Violation:
 
 
 class _SimpleCheck:
-    """A check that fails on the value alone: a field step tests `fails` inline and builds
-    the field's path only for a violation."""
+    """A check that fails on the value alone: a plan tests it inline and builds the field's
+    path only for a violation.
 
-    __slots__ = ("fails", "violation")
+    `source` is the failing condition as a Python expression for the generated plan: `{v}`
+    stands for the value, `{0}`, `{1}`... for `consts` (bound by name in the plan's
+    namespace); without it the plan calls `fails`."""
 
-    def __init__(self, fails: Callable[[Any], bool], violation: _Violation) -> None:
+    __slots__ = ("consts", "fails", "source", "violation")
+
+    def __init__(
+        self,
+        fails: Callable[[Any], bool],
+        violation: _Violation,
+        source: str | None = None,
+        consts: tuple[Any, ...] = (),
+    ) -> None:
         self.fails, self.violation = fails, violation
+        self.source, self.consts = source, consts
 
     def __call__(self, value: Any, path: str, out: Out) -> None:
         if self.fails(value):
@@ -776,7 +941,9 @@ def _standard_check(  # noqa: PLR0911
         add = _violation(text, rule_id)
 
         return _SimpleCheck(
-            lambda value: (len(value) < limit) if too_few else (len(value) > limit), add
+            lambda value: (len(value) < limit) if too_few else (len(value) > limit),
+            add,
+            f"len({{v}}) {'<' if too_few else '>'} {int(limit)}",
         )
     if kind in _INT_KINDS or kind in _UINT_KINDS or kind == "enum":
         return _number_check(name, rule_id, rules)
@@ -798,14 +965,17 @@ def _string_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:  # 
             "max_len": lambda n: n > limit,
         }[name]
         add = _violation(text, rule_id)
+        operator = {"len": "!=", "min_len": "<", "max_len": ">"}[name]
 
-        return _SimpleCheck(lambda value: compare(len(value)), add)
+        return _SimpleCheck(
+            lambda value: compare(len(value)), add, f"len({{v}}) {operator} {int(limit)}"
+        )
     if name == "pattern":
         # !this.matches(rules.pattern) ? 'does not match regex pattern `%s`'.format(...) : ''
-        matches = _matcher(rules.pattern)
+        search = _searcher(rules.pattern)
         add = _violation(f"does not match regex pattern `{rules.pattern}`", rule_id)
 
-        return _SimpleCheck(lambda value: not matches(value), add)
+        return _SimpleCheck(lambda value: search(value) is None, add, "{0}({v}) is None", (search,))
     if name in ("email", "email_empty"):
         # email:       !rules.email || this == '' || this.isEmail()
         # email_empty: !rules.email || this != ''
@@ -814,10 +984,15 @@ def _string_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:  # 
         rule = _predefined_rule(validate_pb2.StringRules, "email", rule_id)
         add = _violation(rule.message or f'"{rule.expression}" returned false', rule_id)
         if name == "email_empty":
-            return _SimpleCheck(lambda value: value == "", add)
+            return _SimpleCheck(lambda value: value == "", add, '{v} == ""')
         is_email = extra_func._email_regex.fullmatch  # noqa: SLF001 - protovalidate's isEmail
 
-        return _SimpleCheck(lambda value: value != "" and is_email(value) is None, add)
+        return _SimpleCheck(
+            lambda value: value != "" and is_email(value) is None,
+            add,
+            '{v} != "" and {0}({v}) is None',
+            (is_email,),
+        )
     if name in ("uuid", "uuid_empty"):
         # uuid:       !rules.uuid || this == '' || this.matches('^[0-9a-fA-F]{8}-...$')
         # uuid_empty: !rules.uuid || this != ''
@@ -825,11 +1000,16 @@ def _string_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:  # 
             return _no_check
         rule = _predefined_rule(validate_pb2.StringRules, "uuid", rule_id)
         add = _violation(rule.message or f'"{rule.expression}" returned false', rule_id)
-        is_uuid = _matcher(_UUID_PATTERN)
+        uuid_search = _searcher(_UUID_PATTERN)
         if name == "uuid_empty":
-            return _SimpleCheck(lambda value: value == "", add)
+            return _SimpleCheck(lambda value: value == "", add, '{v} == ""')
 
-        return _SimpleCheck(lambda value: value != "" and not is_uuid(value), add)
+        return _SimpleCheck(
+            lambda value: value != "" and uuid_search(value) is None,
+            add,
+            '{v} != "" and {0}({v}) is None',
+            (uuid_search,),
+        )
     return None
 
 
@@ -843,19 +1023,52 @@ def _number_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:
         add = _violation(f"must {'' if inside else 'not '}be in list {listed}", rule_id)
         member_set = frozenset(members)
 
-        return _SimpleCheck(lambda value: (value in member_set) != inside, add)
+        return _SimpleCheck(
+            lambda value: (value in member_set) != inside,
+            add,
+            "{v} not in {0}" if inside else "{v} in {0}",
+            (member_set,),
+        )
     if name == "const":
         const = rules.const
         add = _violation(f"must equal {const}", rule_id)
 
-        return _SimpleCheck(lambda value: value != const, add)
+        return _SimpleCheck(lambda value: value != const, add, "{v} != {0}", (const,))
     bounds = _bounds_check(name, rules)
     if bounds is None:
         return None
+    if bounds is _PASSES:
+        return _no_check
     test, text = bounds
     add = _violation(text, rule_id)
+    lo, hi = _bound_values(name, rules)
 
-    return _SimpleCheck(test, add)
+    return _SimpleCheck(test, add, _bounds_source(name, lo, hi))
+
+
+def _bound_values(name: str, rules: Any) -> tuple[int | None, int | None]:
+    """The lower and upper bound a range rule id names (None for a side it does not name)."""
+    lower = "gt" if name == "gt" or name.startswith("gt_") else "gte"
+    if name in ("lt", "lte"):
+        return None, int(getattr(rules, name))
+    if name in ("gt", "gte"):
+        return int(getattr(rules, name)), None
+    upper = name[len(lower) + 1 :].partition("_")[0]
+    return int(getattr(rules, lower)), int(getattr(rules, upper))
+
+
+def _bounds_source(name: str, lo: int | None, hi: int | None) -> str:
+    """The failing condition of an int/uint/enum range rule (`_bounds_check`'s test) as a
+    Python expression over `{v}`; `name` is one `_bounds_check` did not answer _PASSES for."""
+    lower = "gt" if name == "gt" or name.startswith("gt_") else "gte"
+    if name in ("lt", "lte"):
+        return f"{{v}} {'>=' if name == 'lt' else '>'} {hi}"
+    if name in ("gt", "gte"):
+        return f"{{v}} {'<=' if name == 'gt' else '<'} {lo}"
+    upper, _, exclusive = name[len(lower) + 1 :].partition("_")
+    below = f"{{v}} {'<=' if lower == 'gt' else '<'} {lo}"
+    above = f"{{v}} {'>=' if upper == 'lt' else '>'} {hi}"
+    return f"({above} and {below})" if exclusive else f"({above} or {below})"
 
 
 def _never(_: int) -> bool:
@@ -1001,8 +1214,11 @@ def _bytes_check(name: str, rule_id: str, rules: Any) -> ValueCheck | None:
         "max_len": lambda n: n > limit,
     }[name]
     add = _violation(text, rule_id)
+    operator = {"len": "!=", "min_len": "<", "max_len": ">"}[name]
 
-    return _SimpleCheck(lambda value: compare(len(value)), add)
+    return _SimpleCheck(
+        lambda value: compare(len(value)), add, f"len({{v}}) {operator} {int(limit)}"
+    )
 
 
 _UNHASHABLE_ALIKE: Final = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
@@ -1017,7 +1233,9 @@ def _unique_check(rule_id: str, rules: Any, fd: FieldDescriptor) -> ValueCheck |
     rule = _predefined_rule(validate_pb2.RepeatedRules, "unique", rule_id)
     add = _violation(rule.message or f'"{rule.expression}" returned false', rule_id)
 
-    return _SimpleCheck(lambda value: len(set(value)) != len(value), add)
+    return _SimpleCheck(
+        lambda value: len(set(value)) != len(value), add, "len(set({v})) != len({v})"
+    )
 
 
 def _field_mask_in(rule_id: str, rules: Any, fmt: Formatter) -> ValueCheck:
@@ -1053,12 +1271,18 @@ _RE2_MAX_REPEAT = 1000
 
 def _matcher(pattern: str) -> Callable[[str], bool]:
     """`pattern` found anywhere in a string (CEL `matches`: RE2 search semantics)."""
+    search = _searcher(pattern)
+    return lambda text: search(text) is not None
+
+
+def _searcher(pattern: str) -> Callable[[str], Any]:
+    """The search function of `pattern` (a match object, or None where CEL's `matches` is
+    false): Python's `re` for the subset both engines agree on, RE2 otherwise."""
     translated = _python_regex(pattern)
     if translated is not None:
-        search = re.compile(translated).search
-        return lambda text: search(text) is not None
-    regex = re2.compile(pattern)
-    return lambda text: regex.search(text) is not None
+        return re.compile(translated).search
+    search: Callable[[str], Any] = re2.compile(pattern).search
+    return search
 
 
 def _python_regex(pattern: str) -> str | None:  # noqa: C901, PLR0911, PLR0912, PLR0915
@@ -1177,9 +1401,6 @@ _SCALARS: Final = {
     FieldDescriptor.TYPE_FIXED64: _UINT,
 }
 
-Env = dict[str, Any]
-Code = Callable[[Env], Any]
-
 
 class _Unsupported(Exception):
     pass
@@ -1277,25 +1498,31 @@ def _in_range(bounds: tuple[int, int]) -> Callable[[int], int]:
 
 
 class _CelCompiler:
-    """Compiles one CEL expression to a Python closure, or says it cannot (returns None)."""
+    """Compiles one CEL expression to a Python expression (source over the name `this`, for
+    the generated plans), or says it cannot (returns None). Constants and helpers are bound
+    by name in the plans' namespace through `bind`."""
 
-    def __init__(self, env: celpy.Environment) -> None:
+    def __init__(self, env: celpy.Environment, bind: Callable[[Any], str]) -> None:
         self._env = env
+        self._bind = bind
+        self._variables = 0
 
-    def compile_bool(self, expression: str, this: Any) -> Callable[[Env], bool] | None:
+    def source_bool(self, expression: str, this: Any, name: str = "this") -> str | None:
+        """`expression` as a Python expression over the variable `name` (CEL's `this`, of
+        type `this`), or None outside the subset."""
         if this is None:
             return None
         try:
             tree = self._env.compile(expression)
-            code, kind = self._node(tree, {"this": this})
+            code, kind = self._node(tree, {"this": (name, this)})
         except (_Unsupported, CELParseError, lark.LarkError):
             return None
         if kind != _BOOL:
             return None
         return code
 
-    # Each handler returns (code, type).
-    def _node(self, node: Any, scope: dict[str, Any]) -> tuple[Code, Any]:  # noqa: C901, PLR0911, PLR0912
+    # Each handler returns (Python source, type); scope maps a CEL name to (source, type).
+    def _node(self, node: Any, scope: dict[str, Any]) -> tuple[str, Any]:  # noqa: C901, PLR0911, PLR0912
         if isinstance(node, lark.Token):
             raise _Unsupported(node)
         data = node.data
@@ -1331,7 +1558,7 @@ class _CelCompiler:
                 code, kind = self._node(children[1], scope)
                 if kind != _BOOL:
                     raise _Unsupported("!")
-                return (lambda env: not code(env)), _BOOL
+                return f"(not {code})", _BOOL
             raise _Unsupported(data)
         if data == "member_dot":
             return self._select(children, scope)
@@ -1340,11 +1567,11 @@ class _CelCompiler:
         if data == "ident":
             name = str(children[0])
             if name == "now" and name not in scope:
-                return (lambda _env: _now_micros()), _TIMESTAMP
+                return f"{self._bind(_now_micros)}()", _TIMESTAMP
             if name not in scope:
                 raise _Unsupported(name)
-            kind = scope[name]
-            return (lambda env: env[name]), kind
+            code, kind = scope[name]
+            return code, kind
         if data == "ident_arg":
             return self._function(children, scope)
         if data == "literal":
@@ -1355,16 +1582,14 @@ class _CelCompiler:
 
     def _logic(
         self, children: list[Any], scope: dict[str, Any], *, is_and: bool
-    ) -> tuple[Code, Any]:
+    ) -> tuple[str, Any]:
         left, left_kind = self._node(children[0], scope)
         right, right_kind = self._node(children[1], scope)
         if left_kind != _BOOL or right_kind != _BOOL:
             raise _Unsupported("logic")
-        if is_and:
-            return (lambda env: left(env) and right(env)), _BOOL
-        return (lambda env: left(env) or right(env)), _BOOL
+        return f"({left} {'and' if is_and else 'or'} {right})", _BOOL
 
-    def _relation(self, data: str, children: list[Any], scope: dict[str, Any]) -> tuple[Code, Any]:
+    def _relation(self, data: str, children: list[Any], scope: dict[str, Any]) -> tuple[str, Any]:
         left, left_kind = self._node(children[0], scope)
         right, right_kind = self._node(children[1], scope)
         if data == "relation_in":
@@ -1372,60 +1597,46 @@ class _CelCompiler:
                 raise _Unsupported("in")
             if left_kind not in _HASHABLE:
                 raise _Unsupported("in")
-            return (lambda env: left(env) in right(env)), _BOOL
+            return f"({left} in {right})", _BOOL
         if left_kind != right_kind:
             raise _Unsupported("mixed types")
         if data in ("relation_eq", "relation_ne"):
             if left_kind not in _EQUATABLE:
                 raise _Unsupported("==")
-            if data == "relation_eq":
-                return (lambda env: left(env) == right(env)), _BOOL
-            return (lambda env: left(env) != right(env)), _BOOL
+            return f"({left} {'==' if data == 'relation_eq' else '!='} {right})", _BOOL
         if left_kind not in _ORDERED:
             raise _Unsupported("<")
-        compare: Callable[[Any, Any], bool] = {
-            "relation_lt": lambda a, b: a < b,
-            "relation_le": lambda a, b: a <= b,
-            "relation_gt": lambda a, b: a > b,
-            "relation_ge": lambda a, b: a >= b,
+        operator = {
+            "relation_lt": "<",
+            "relation_le": "<=",
+            "relation_gt": ">",
+            "relation_ge": ">=",
         }[data]
-        return (lambda env: compare(left(env), right(env))), _BOOL
+        return f"({left} {operator} {right})", _BOOL
 
-    def _arithmetic(  # noqa: C901, PLR0911
-        self, op: str, children: list[Any], scope: dict[str, Any]
-    ) -> tuple[Code, Any]:
+    def _arithmetic(self, op: str, children: list[Any], scope: dict[str, Any]) -> tuple[str, Any]:
         """`+`, `-`, `*` on strings, ints, uints, timestamps and durations, as CEL types them;
         a result CEL would refuse (overflow, out of range) falls back to the interpreter."""
         left, left_kind = self._node(children[0], scope)
         right, right_kind = self._node(children[1], scope)
         kinds = (left_kind, right_kind)
-        if op == "addition_add" and kinds == (_STRING, _STRING):
-            return (lambda env: left(env) + right(env)), _STRING
-        if kinds in ((_INT, _INT), (_UINT, _UINT)):
-            fits = _in_range(_INT64 if left_kind == _INT else _UINT64)
-            if op == "addition_add":
-                return (lambda env: fits(left(env) + right(env))), left_kind
-            if op == "addition_sub":
-                return (lambda env: fits(left(env) - right(env))), left_kind
-            if op == "multiplication_mul":
-                return (lambda env: fits(left(env) * right(env))), left_kind
+        operator = {"addition_add": "+", "addition_sub": "-", "multiplication_mul": "*"}.get(op)
+        if operator is None:
             raise _Unsupported(op)  # CEL's / and % truncate toward zero; not needed yet
-        timestamp, duration = _timestamp_in_range, _duration_in_range
-        if op == "addition_add":
-            if kinds in ((_TIMESTAMP, _DURATION), (_DURATION, _TIMESTAMP)):
-                return (lambda env: timestamp(left(env) + right(env))), _TIMESTAMP
-            if kinds == (_DURATION, _DURATION):
-                return (lambda env: duration(left(env) + right(env))), _DURATION
-        if op == "addition_sub":
-            if kinds == (_TIMESTAMP, _DURATION):
-                return (lambda env: timestamp(left(env) - right(env))), _TIMESTAMP
-            if kinds == (_TIMESTAMP, _TIMESTAMP):
-                return (lambda env: duration(left(env) - right(env))), _DURATION
-            if kinds == (_DURATION, _DURATION):
-                return (lambda env: duration(left(env) - right(env))), _DURATION
-        raise _Unsupported(op)
+        if op == "addition_add" and kinds == (_STRING, _STRING):
+            return f"({left} + {right})", _STRING
+        result: Any
+        fits: Callable[[int], int] | None
+        if kinds in ((_INT, _INT), (_UINT, _UINT)):
+            result = left_kind
+            fits = _fits_int64 if left_kind == _INT else _fits_uint64
+        else:
+            result, fits = _TIME_ARITHMETIC.get((op, *kinds), (None, None))
+        if fits is None:
+            raise _Unsupported(op)
+        return f"{self._bind(fits)}({left} {operator} {right})", result
 
-    def _select(self, children: list[Any], scope: dict[str, Any]) -> tuple[Code, Any]:
+    def _select(self, children: list[Any], scope: dict[str, Any]) -> tuple[str, Any]:
         base, kind = self._node(children[0], scope)
         if not isinstance(kind, _MsgType):
             raise _Unsupported("select")
@@ -1435,32 +1646,24 @@ class _CelCompiler:
             raise _Unsupported(name)
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             raise _Unsupported("map")
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise _Unsupported(name)
         element = _element_type(fd)
         if fd.is_repeated:
             if element in (_TIMESTAMP, _DURATION):
                 raise _Unsupported("repeated timestamps")  # their items would be messages
-            return (lambda env: getattr(base(env), name)), _ListType(element)
-        if fd.containing_oneof is not None:  # CEL: an unset oneof member is no field at all
-            convert = _CONVERSIONS.get(element)
-            get = (
-                (lambda m: convert(getattr(m, name)))
-                if convert is not None
-                else (lambda m: getattr(m, name))
-            )
-
-            def member(env: Env) -> Any:
-                message = base(env)
-                if not message.HasField(name):
-                    raise _Fallback
-                return get(message)
-
-            return member, element
+            return f"{base}.{name}", _ListType(element)
         convert = _CONVERSIONS.get(element)
+        if fd.containing_oneof is not None:  # CEL: an unset oneof member is no field at all
+            member = f"{self._bind(_oneof_member)}({base}, {name!r})"
+            if convert is not None:
+                return f"{self._bind(convert)}({member})", element
+            return member, element
         if convert is not None:
-            return (lambda env: convert(getattr(base(env), name))), element
-        return (lambda env: getattr(base(env), name)), element
+            return f"{self._bind(convert)}({base}.{name})", element
+        return f"{base}.{name}", element
 
-    def _presence(self, node: Any, scope: dict[str, Any]) -> Code:
+    def _presence(self, node: Any, scope: dict[str, Any]) -> str:
         """has(x.f) for a field with presence."""
         target = node
         while (
@@ -1478,7 +1681,7 @@ class _CelCompiler:
         fd = kind.desc.fields_by_name.get(name)
         if fd is None or not fd.has_presence or fd.is_repeated:
             raise _Unsupported("has")  # protovalidate's presence test differs for these
-        return lambda env: base(env).HasField(name)
+        return f"{base}.HasField({name!r})"
 
     def _args(self, node: Any) -> list[Any]:
         if node is None:
@@ -1487,7 +1690,7 @@ class _CelCompiler:
             raise _Unsupported("args")
         return list(node.children)
 
-    def _function(self, children: list[Any], scope: dict[str, Any]) -> tuple[Code, Any]:
+    def _function(self, children: list[Any], scope: dict[str, Any]) -> tuple[str, Any]:
         name = str(children[0])
         args = self._args(children[1] if len(children) > 1 else None)
         if name == "has" and len(args) == 1:
@@ -1498,15 +1701,15 @@ class _CelCompiler:
             except ValueError as exc:
                 raise _Unsupported("duration") from exc
             micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-            return (lambda _env: micros), _DURATION
+            return f"({int(micros)})", _DURATION
         if name == "size" and len(args) == 1:
             code, kind = self._node(args[0], scope)
             if kind != _STRING and not isinstance(kind, _ListType):
                 raise _Unsupported("size")
-            return (lambda env: len(code(env))), _INT
+            return f"len({code})", _INT
         raise _Unsupported(name)
 
-    def _method(self, children: list[Any], scope: dict[str, Any]) -> tuple[Code, Any]:  # noqa: C901, PLR0911
+    def _method(self, children: list[Any], scope: dict[str, Any]) -> tuple[str, Any]:  # noqa: C901, PLR0911
         name = str(children[1])
         args = self._args(children[2] if len(children) > 2 else None)  # noqa: PLR2004
         if name in ("all", "exists", "filter", "map"):
@@ -1515,55 +1718,48 @@ class _CelCompiler:
         if name == "unique" and not args:
             if not isinstance(kind, _ListType) or kind.item not in _HASHABLE:
                 raise _Unsupported("unique")
-            return (lambda env: len(set(target(env))) == len(target(env))), _BOOL
+            return f"{self._bind(_all_unique)}({target})", _BOOL
         if name == "size" and not args:
             if kind != _STRING and not isinstance(kind, _ListType):
                 raise _Unsupported("size")
-            return (lambda env: len(target(env))), _INT
+            return f"len({target})", _INT
         if kind != _STRING or len(args) != 1:
             raise _Unsupported(name)
         if name == "matches":
-            pattern = self._constant_string(args[0])
-            matches = _matcher(pattern)
-            return (lambda env: matches(target(env))), _BOOL
+            search = _searcher(self._constant_string(args[0]))
+            return f"({self._bind(search)}({target}) is not None)", _BOOL
         arg, arg_kind = self._node(args[0], scope)
         if arg_kind != _STRING:
             raise _Unsupported(name)
         if name == "startsWith":
-            return (lambda env: target(env).startswith(arg(env))), _BOOL
+            return f"{target}.startswith({arg})", _BOOL
         if name == "endsWith":
-            return (lambda env: target(env).endswith(arg(env))), _BOOL
+            return f"{target}.endswith({arg})", _BOOL
         if name == "contains":
-            return (lambda env: arg(env) in target(env)), _BOOL
+            return f"({arg} in {target})", _BOOL
         raise _Unsupported(name)
 
     def _macro(
         self, name: str, target_node: Any, args: list[Any], scope: dict[str, Any]
-    ) -> tuple[Code, Any]:
+    ) -> tuple[str, Any]:
         target, kind = self._node(target_node, scope)
         if not isinstance(kind, _ListType) or len(args) != 2:  # noqa: PLR2004
             raise _Unsupported(name)
         variable = self._identifier(args[0])
         if variable in scope:
             raise _Unsupported("shadowing")
-        inner = {**scope, variable: kind.item}
-        body, body_kind = self._node(args[1], inner)
+        local = f"_v{self._variables}"
+        self._variables += 1
+        body, body_kind = self._node(args[1], {**scope, variable: (local, kind.item)})
         if name != "map" and body_kind != _BOOL:
             raise _Unsupported(name)
-
-        def each(env: Env) -> Iterable[tuple[Any, Any]]:
-            local = dict(env)
-            for item in target(env):
-                local[variable] = item
-                yield item, body(local)
-
         if name == "all":
-            return (lambda env: all(ok for _, ok in each(env))), _BOOL
+            return f"all({body} for {local} in {target})", _BOOL
         if name == "exists":
-            return (lambda env: any(ok for _, ok in each(env))), _BOOL
+            return f"any({body} for {local} in {target})", _BOOL
         if name == "filter":
-            return (lambda env: [item for item, ok in each(env) if ok]), kind
-        return (lambda env: [value for _, value in each(env)]), _ListType(body_kind)
+            return f"[{local} for {local} in {target} if {body}]", kind
+        return f"[{body} for {local} in {target}]", _ListType(body_kind)
 
     def _identifier(self, node: Any) -> str:
         while not isinstance(node, lark.Token) and len(node.children) == 1 and node.data != "ident":
@@ -1584,13 +1780,9 @@ class _CelCompiler:
             raise _Unsupported("pattern")
         return str(value)
 
-    def _literal(self, token: Any) -> tuple[Code, Any]:
+    def _literal(self, token: Any) -> tuple[str, Any]:
         value, kind = self._literal_value(token)
-
-        def constant(_: Env) -> Any:
-            return value
-
-        return constant, kind
+        return f"({value!r})", kind
 
     def _literal_value(self, token: Any) -> tuple[Any, Any]:
         text = str(token)
@@ -1610,7 +1802,7 @@ class _CelCompiler:
                 return text[1:-1], _STRING
         raise _Unsupported(token.type)
 
-    def _list(self, children: list[Any], scope: dict[str, Any]) -> tuple[Code, Any]:
+    def _list(self, children: list[Any], scope: dict[str, Any]) -> tuple[str, Any]:
         items = [
             self._node(child, scope) for child in self._args(children[0] if children else None)
         ]
@@ -1618,8 +1810,31 @@ class _CelCompiler:
         if len(kinds) != 1:
             raise _Unsupported("list")
         (kind,) = kinds
-        codes = [code for code, _ in items]
-        return (lambda env: [code(env) for code in codes]), _ListType(kind)
+        return "[" + ", ".join(code for code, _ in items) + "]", _ListType(kind)
+
+
+def _oneof_member(message: Message, name: str) -> Any:
+    """A oneof member CEL reads; an unset one is no field at all to CEL (an error)."""
+    if not message.HasField(name):
+        raise _Fallback
+    return getattr(message, name)
+
+
+def _all_unique(items: Sequence[Any]) -> bool:
+    return len(set(items)) == len(items)
+
+
+_fits_int64: Final = _in_range(_INT64)
+# (operator, left type, right type) → (result type, its range check), as CEL types them.
+_TIME_ARITHMETIC: Final[dict[tuple[str, Any, Any], tuple[Any, Callable[[int], int]]]] = {
+    ("addition_add", _TIMESTAMP, _DURATION): (_TIMESTAMP, _timestamp_in_range),
+    ("addition_add", _DURATION, _TIMESTAMP): (_TIMESTAMP, _timestamp_in_range),
+    ("addition_sub", _TIMESTAMP, _DURATION): (_TIMESTAMP, _timestamp_in_range),
+    ("addition_sub", _TIMESTAMP, _TIMESTAMP): (_DURATION, _duration_in_range),
+    ("addition_add", _DURATION, _DURATION): (_DURATION, _duration_in_range),
+    ("addition_sub", _DURATION, _DURATION): (_DURATION, _duration_in_range),
+}
+_fits_uint64: Final = _in_range(_UINT64)
 
 
 def violation_triples(violations: Sequence[FieldViolation]) -> list[tuple[str, str, str]]:

@@ -433,12 +433,23 @@ async def test_a_served_call_continues_the_callers_trace_and_records_no_request_
                 ("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),
             ),
         )
-    (span,) = [s for s in spans.get_finished_spans() if s.name.endswith("/CreateAccount")]
+    (span,) = await finished_spans(spans, "/CreateAccount")
     assert span.context is not None
     assert format(span.context.trace_id, "032x") == trace_id
     recorded = repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
     assert "4111" not in recorded
     assert "traced" not in recorded  # no request fields at all, not only card numbers
+
+
+async def finished_spans(spans: InMemorySpanExporter, suffix: str) -> list[Any]:
+    """The finished spans named `...suffix`. A call that aborts sends its status before the
+    server's span ends (grpc's abort sends, then raises): wait a little for the span."""
+    for _ in range(200):
+        found = [s for s in spans.get_finished_spans() if s.name.endswith(suffix)]
+        if found:
+            return found
+        await asyncio.sleep(0.01)
+    return []
 
 
 async def test_a_generated_client_call_and_the_served_call_share_one_trace(server, spans):

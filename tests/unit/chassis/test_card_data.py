@@ -1,8 +1,12 @@
-from hypothesis import given
+import re
+
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commerce.ledger.v1 import ledger_service_pb2
 from commerce.type.v1 import address_pb2, ids_pb2
+from services.chassis import card_data
 from services.chassis.card_data import card_number_fields, looks_like_card_number, luhn_valid
 
 
@@ -77,3 +81,28 @@ def test_card_numbers_in_map_keys_are_found_without_putting_them_in_the_path():
     paths = card_number_fields(request)
     assert sorted(paths) == ['journal_entry.metadata["memo"]', "journal_entry.metadata[<key>]"]
     assert not any("4111" in path for path in paths)
+
+
+def _by_the_pattern_alone(text: str) -> bool:
+    """looks_like_card_number without its fast exits: every candidate, Luhn-checked."""
+    for match in card_data._CANDIDATE.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and card_data.luhn_valid(digits):
+            return True
+    return False
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.text(alphabet="0123456789 -ab/", min_size=10, max_size=40))
+def test_the_fast_exits_never_change_the_answer(text):
+    # Length < 13, fewer than 13 digits in all, no 4 digits in a row, a canonical UUID:
+    # each exit may only skip strings the pattern itself would not take for a card number.
+    assert looks_like_card_number(text) == _by_the_pattern_alone(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["capture of tenants/acme/payments/p-0001", "4242 4242 424", "ref 4242-4242-4242"],
+)
+def test_text_with_fewer_than_13_digits_is_never_a_card_number(text):
+    assert not looks_like_card_number(text)

@@ -57,3 +57,26 @@ def test_a_card_number_as_a_map_key_is_rejected_and_never_echoed(validator):
     assert caught.value.reason == CARD_DATA_REJECTED
     assert "4111" not in str(caught.value) + repr(caught.value.metadata)
     assert all("4111" not in v.field for v in caught.value.violations)
+
+
+def test_a_card_number_anywhere_wins_over_rule_violations_found_before_it(validator):
+    # The plans scan strings as they validate: a violation met first must not hide the card.
+    batch = ledger_service_pb2.BatchCreateJournalEntriesRequest(parent="not a parent")
+    for index in range(60):
+        batch.requests.add(parent="tenants/acme", entry_id=f"e{index}")
+    batch.requests[57].journal_entry.name = "4242 4242 4242 4242"  # a field without rules
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(batch)
+    assert caught.value.reason == CARD_DATA_REJECTED
+    assert caught.value.metadata == {"field": "requests[57].journal_entry.name"}
+
+
+def test_a_nul_in_a_map_value_is_refused_naming_the_entry(validator):
+    request = ledger_service_pb2.CreateJournalEntryRequest()
+    request.journal_entry.metadata["memo"] = "a\x00b"
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(request)
+    assert caught.value.metadata == {
+        "field": 'journal_entry.metadata["memo"]',
+        "rule": "string.no_nul",
+    }

@@ -30,6 +30,7 @@ from commerce.type.v1.money_pb2 import Money
 from services.chassis.card_data import has_suspect_strings, string_fields, suspect_string
 from services.chassis.validation import (
     PlanCompiler,
+    SuspectString,
     _matcher,
     _python_regex,
     protovalidate_violations,
@@ -279,9 +280,14 @@ def test_plans_report_exactly_what_protovalidate_reports(
     check()
 
 
+@pytest.fixture(scope="module")
+def scanning_plans() -> PlanCompiler:
+    return PlanCompiler(scan_strings=True)
+
+
 @pytest.mark.parametrize("desc", TYPES, ids=[d.full_name for d in TYPES])
 def test_the_compiled_string_scan_flags_exactly_the_messages_the_exact_walk_refuses(
-    desc: Descriptor,
+    desc: Descriptor, plans: PlanCompiler, scanning_plans: PlanCompiler
 ) -> None:
     @settings(
         max_examples=EXAMPLES,
@@ -293,6 +299,15 @@ def test_the_compiled_string_scan_flags_exactly_the_messages_the_exact_walk_refu
     def check(message: Message) -> None:
         refused = any(suspect_string(text) for _, text in string_fields(message))
         assert has_suspect_strings(message) == refused
+        # The plans that scan as they validate (a server's): the same refusal, and for a
+        # clean message the same violations as the plans alone.
+        try:
+            scanned = violation_triples(scanning_plans.violations(message))
+        except SuspectString:
+            assert refused
+        else:
+            assert not refused
+            assert scanned == violation_triples(plans.violations(message))
 
     check()
 
@@ -453,3 +468,48 @@ def test_a_type_the_compiler_cannot_plan_is_left_whole_to_protovalidate(
         ("journal_entry.postings[1].account", "string.pattern"),
     }
     assert fresh.interpreted_rules(ledger_pb.CreateJournalEntryRequest.DESCRIPTOR) != []
+
+
+def test_plans_are_generated_straight_line_python_per_message_type(plans: PlanCompiler) -> None:
+    entry = plans.plan_source(ledger_pb.CreateJournalEntryRequest.DESCRIPTOR)
+    posting = plans.plan_source(ledger_res.Posting.DESCRIPTOR)
+    # A field's standard rules are inline comparisons; a custom CEL rule is inline Python.
+    assert "if len(v) > 256:" in posting
+    assert "m.amount.amount_minor != (0)" in posting
+    # A nested message is one direct call of its type's plan, only when it is set.
+    assert "if m.HasField('amount'):" in posting
+    assert "if m.HasField('journal_entry'):" in entry
+    # Paths are built only for a violation or for a nested message, never per check.
+    assert all("_J(" not in line for line in posting.splitlines() if line.strip().startswith("if"))
+
+
+def test_a_nested_type_without_any_rule_is_never_visited(plans: PlanCompiler) -> None:
+    # A JournalEntry's create_time is a Timestamp, which has no rule: no code for it at all.
+    source = plans.plan_source(ledger_res.JournalEntry.DESCRIPTOR)
+    assert "create_time" not in source
+    timestamp = ledger_res.JournalEntry.DESCRIPTOR.fields_by_name["create_time"].message_type
+    assert timestamp is not None
+    assert plans.plan_source(timestamp).strip().endswith("pass")
+
+
+def test_a_rule_cel_cannot_evaluate_is_a_violation_for_a_server_not_an_error() -> None:
+    line = _checkout_line_overflowing()
+    with pytest.raises(Exception, match="overflow"):
+        PlanCompiler().violations(line)  # what protovalidate does (the differential reference)
+    got = PlanCompiler(errors_as_violations=True).violations(line)
+    assert [(v.field, v.reason) for v in got] == [
+        ("", "checkout_line.unit_price_range"),
+        ("", "checkout_line.discount_not_above_line"),
+    ]
+    assert "overflow" in got[1].description
+
+
+def _checkout_line_overflowing() -> Message:
+    from commerce.checkout.v1 import resources_pb2 as checkout_res  # noqa: PLC0415
+
+    line = checkout_res.CheckoutLine(sku="sku-1", quantity=1000)
+    line.unit_price.currency_code = "USD"
+    line.unit_price.amount_minor = 2**62
+    line.discount.amount_off.currency_code = "USD"
+    line.discount.amount_off.amount_minor = 5
+    return line

@@ -26,7 +26,12 @@ from google.protobuf.message_factory import GetMessageClass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.chassis.validation import PlanCompiler, protovalidate_violations, violation_triples
+from services.chassis.validation import (
+    PlanCompiler,
+    SuspectString,
+    protovalidate_violations,
+    violation_triples,
+)
 
 EXAMPLES = int(os.environ.get("VALIDATION_EXAMPLES", "40"))
 NOW = int(time.time())
@@ -121,6 +126,13 @@ _shape("mask_in", _MSG, ".google.protobuf.FieldMask")(
     lambda r: getattr(r.field_mask, "in").extend(["a", "b.c"])
 )
 _shape("email", FieldType.TYPE_STRING)(lambda r: setattr(r.string, "email", True))
+
+
+@_shape("string_ignored", FieldType.TYPE_STRING)
+def _string_ignored(rules: validate_pb2.FieldRules) -> None:
+    rules.ignore = validate_pb2.IGNORE_ALWAYS
+    rules.string.min_len = 5
+
 
 # Message-level CEL over fields i, j (int64), u (uint64), t, t2 (Timestamp), d (Duration), and
 # o (a Timestamp in a oneof).
@@ -336,3 +348,18 @@ def test_the_interpreter_runs_only_for_values_cel_refuses(plans: PlanCompiler) -
     with pytest.raises(Exception, match="overflow"):
         plans.violations(overflow)  # CEL's own error, from the interpreter
     assert plans.interpreted_evaluations == before + 1
+
+
+def test_a_servers_plans_scan_the_strings_of_a_field_whose_rules_are_ignored() -> None:
+    scanning = PlanCompiler(scan_strings=True)
+    assert scanning.violations(CLASSES["string_ignored"](v="ab")) == []
+    for suspect in ("4242424242424242", "a\x00b"):
+        with pytest.raises(SuspectString):
+            scanning.violations(CLASSES["string_ignored"](v=suspect))
+
+
+def test_a_servers_plans_report_an_overflow_as_the_rules_violation() -> None:
+    lenient = PlanCompiler(errors_as_violations=True)
+    got = lenient.violations(CLASSES["int_product"](i=2**62, j=4))
+    assert [(v.field, v.reason) for v in got] == [("", "shape.int_product")]
+    assert "overflow" in got[0].description
