@@ -1,4 +1,4 @@
-"""`python -m bench.events`: relay vs. raw publish rate, and end-to-end lag at 200 and 1,000/s.
+"""`python -m bench.events`: relay vs. raw publish rate, and end-to-end lag at 50, 200 and 1,000/s.
 
 Prints a Markdown summary and writes the figures as JSON (`--output`). Every figure comes from
 this run on this machine: the relay's rate is reported as a ratio of the raw client's rate to
@@ -34,7 +34,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="alternating raw/relay rounds")
     parser.add_argument("--aggregates", type=int, default=200, help="distinct ordering keys")
     parser.add_argument("--batch-size", type=int, default=1000, help="relay claim size")
-    parser.add_argument("--rates", default="200,1000", help="offered events/s for lag runs")
+    parser.add_argument("--rates", default="50,200,1000", help="offered events/s for lag runs")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each lag run")
     parser.add_argument("--streams", type=int, default=4, help="minimum consumer streams")
     parser.add_argument("--output", type=Path, default=None, help="write the figures as JSON")

@@ -52,6 +52,7 @@ class LagResult:
     consumer_streams: int
     consumer_cpu_ms_per_event: float
     relay_cpu_ms_per_event: float
+    relay_rounds: int
 
 
 async def measure_lag(
@@ -120,10 +121,10 @@ async def measure_lag(
         relay_p50_ms, relay_p99_ms = await _relay_share(consumer_db)
     finally:
         stop_relay.set()
-        relay_cpu_s = float("nan")
+        relay_cpu_s, relay_rounds = float("nan"), 0
         if relay.pid is not None:
             if await asyncio.to_thread(relay_cpu.poll, 30):
-                relay_cpu_s = relay_cpu.recv()
+                relay_cpu_s, relay_rounds = relay_cpu.recv()
             await asyncio.to_thread(relay.join, 30)
         await consumer.stop()
         await consumer_db.dispose()
@@ -141,6 +142,7 @@ async def measure_lag(
         consumer_streams=streams,
         consumer_cpu_ms_per_event=1000 * cpu_s / max(1, len(committed)),
         relay_cpu_ms_per_event=1000 * relay_cpu_s / max(1, len(committed)),
+        relay_rounds=relay_rounds,
     )
 
 

@@ -46,16 +46,17 @@ async def relay_publish_rate(
     """Events/s of one relay draining `events` staged rows: claim, publish, mark, commit."""
     database = env.connect(pool_size=4)
     path = pubsub.topic_path(env.project, topic)
-    publisher = pubsub.ordered_publisher()
+    publisher = pubsub.batch_publisher()
     relay = Relay(database, topic_path=path, publisher=publisher, batch_size=batch_size)
     try:
         await _fill_outbox(database, events, aggregates)
-        await _warm_up(publisher, path)
+        warm_up = pubsub.message(b"warm-up", "warm-up", {})
+        await pubsub.publish_request(publisher, path, [warm_up], deadline_s=30.0)
         started = time.perf_counter()
         published = await relay.drain()
         elapsed = time.perf_counter() - started
     finally:
-        publisher.stop()
+        await publisher.transport.close()
         await database.dispose()
     if published != events:
         raise RuntimeError(f"relay published {published} of {events} rows")

@@ -10,7 +10,6 @@ locks the subject), so a claim always sees a subject's committed rows as a gap-f
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,18 +20,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.chassis.events.envelope import Envelope
 from services.chassis.events.outbox import outbox_table
 
+# One statement: lock up to :limit unpublished rows in position order, skipping rows other
+# relays hold, and keep of each subject only the rows before its first unpublished row that this
+# claim does not hold (up to the claim's last position): a row another relay holds, or one this
+# statement's snapshot still shows unpublished. The check reads the same snapshot as the lock,
+# so it can only hold back more rows than necessary (they go out next round), never fewer.
 _CLAIM = sa.text(
-    "SELECT position, event_id, subject, type, source, time, data, traceparent, tracestate,"
+    "WITH claimed AS MATERIALIZED ("
+    " SELECT position, event_id, subject, type, source, time, data, traceparent, tracestate,"
     " created_at FROM outbox WHERE published_at IS NULL"
-    " ORDER BY position LIMIT :limit FOR UPDATE SKIP LOCKED"
-)
-# Unpublished rows of the claimed subjects that this claim does not hold, up to its last
-# position: rows another relay holds (or rows committed since the claim, which come later).
-_FOREIGN_HEADS = sa.text(
-    "SELECT subject, min(position) FROM outbox"
-    " WHERE published_at IS NULL AND subject = ANY(:subjects)"
-    " AND position <= :last AND NOT (position = ANY(:mine))"
-    " GROUP BY subject"
+    " ORDER BY position LIMIT :limit FOR UPDATE SKIP LOCKED),"
+    " foreign_heads AS ("
+    " SELECT o.subject, min(o.position) AS head FROM outbox o"
+    " WHERE o.published_at IS NULL"
+    " AND o.subject IN (SELECT subject FROM claimed)"
+    " AND o.position <= (SELECT max(position) FROM claimed)"
+    " AND o.position NOT IN (SELECT position FROM claimed)"
+    " GROUP BY o.subject)"
+    " SELECT c.* FROM claimed c LEFT JOIN foreign_heads h ON h.subject = c.subject"
+    " WHERE h.head IS NULL OR c.position < h.head ORDER BY c.position"
 )
 _MARK = sa.text(
     "UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY(:positions)"
@@ -79,28 +85,7 @@ async def claim(session: AsyncSession, limit: int) -> list[OutboxRecord]:
     Locks last until the session's transaction ends; rows dropped for ordering stay locked
     until then too, and are simply left for the next claim.
     """
-    rows = (await session.execute(_CLAIM, {"limit": limit})).all()
-    if not rows:
-        return []
-    records = [_record(row) for row in rows]
-    heads = await _foreign_heads(session, records)
-    return [
-        record
-        for record in records
-        if record.position < heads.get(record.envelope.subject, record.position + 1)
-    ]
-
-
-async def _foreign_heads(session: AsyncSession, records: Sequence[OutboxRecord]) -> dict[str, int]:
-    result = await session.execute(
-        _FOREIGN_HEADS,
-        {
-            "subjects": sorted({record.envelope.subject for record in records}),
-            "last": records[-1].position,
-            "mine": [record.position for record in records],
-        },
-    )
-    return {str(subject): int(position) for subject, position in result.tuples()}
+    return [_record(row) for row in (await session.execute(_CLAIM, {"limit": limit})).all()]
 
 
 def _record(row: sa.Row[tuple[object, ...]]) -> OutboxRecord:
@@ -161,11 +146,3 @@ async def reset_published(
         statement = statement.where(outbox_table.c.subject == subject)
     result = await session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def group_by_subject(records: Sequence[OutboxRecord]) -> dict[str, list[OutboxRecord]]:
-    """Records per subject, each list in position order."""
-    grouped: dict[str, list[OutboxRecord]] = defaultdict(list)
-    for record in records:
-        grouped[record.envelope.subject].append(record)
-    return dict(grouped)

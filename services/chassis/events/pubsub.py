@@ -12,6 +12,7 @@ import concurrent.futures
 import os
 from typing import Any
 
+import grpc
 from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 from google.cloud.pubsub_v1.subscriber.scheduler import (  # type: ignore[import-untyped]
     ThreadScheduler,
@@ -21,11 +22,14 @@ from google.cloud.pubsub_v1.types import (  # type: ignore[import-untyped]
     FlowControl,
     PublisherOptions,
 )
+from google.pubsub_v1 import types as gapic_types
+from google.pubsub_v1.services.publisher import PublisherAsyncClient
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcAsyncIOTransport
 
 PROJECT_ENV = "PUBSUB_PROJECT_ID"
 DEFAULT_PROJECT = "commerce-local"
 
-# Relay batches are handed to the client all at once; a short latency flushes them promptly.
+# Publishers of this client (dead letters, the CLI) send few messages; flush them promptly.
 _PUBLISH_LATENCY_S = 0.002
 _PUBLISH_MAX_MESSAGES = 1000
 
@@ -51,6 +55,17 @@ def ordered_publisher() -> Any:
         ),
         publisher_options=PublisherOptions(enable_message_ordering=True),
     )
+
+
+def batch_publisher() -> Any:
+    """An asyncio Publish client (the GAPIC `PublisherAsyncClient`, grpc.aio) for a caller that
+    forms its own batches, as the relay does (`publish_request`). Create it on the event loop
+    that uses it; with PUBSUB_EMULATOR_HOST set it talks plaintext to the emulator."""
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if host:
+        channel = grpc.aio.insecure_channel(host)
+        return PublisherAsyncClient(transport=PublisherGrpcAsyncIOTransport(channel=channel))
+    return PublisherAsyncClient()
 
 
 def subscriber() -> Any:
@@ -80,6 +95,41 @@ class _InlineScheduler(ThreadScheduler):  # type: ignore[misc]
 def inline_scheduler() -> Any:
     """A scheduler for `subscribe(..., scheduler=)` whose callback must never block."""
     return _InlineScheduler()
+
+
+# Pub/Sub's limits per Publish request are 1,000 messages and 10 MB; stay a little below.
+MAX_REQUEST_MESSAGES = 1000
+MAX_REQUEST_BYTES = 9_000_000
+_RAW_MESSAGE = gapic_types.PubsubMessage.pb()
+
+
+def message(data: bytes, ordering_key: str, attributes: dict[str, str]) -> Any:
+    """A Pub/Sub message for `publish_request` (the raw protobuf, as the client builds it)."""
+    return _RAW_MESSAGE(data=data, ordering_key=ordering_key, attributes=attributes)
+
+
+def message_size(raw: Any) -> int:
+    """The serialized size of a `message()`, for splitting requests below the limits."""
+    return int(raw.ByteSize())
+
+
+async def publish_request(
+    client: Any, topic: str, messages: list[Any], deadline_s: float
+) -> list[str]:
+    """One Publish RPC on a `batch_publisher()` carrying `messages`, which must share one
+    ordering key (Pub/Sub's rule for a request), with the API's default retry policy. Returns
+    the message ids, in order; the request succeeds or fails as a whole.
+
+    Unlike `PublisherClient.publish` there is no batching machinery (a sequencer per key, a
+    new thread per batch to send it, a future per message): the caller has its batch already
+    and awaits the outcome on its own event loop.
+    """
+    wrapped = [gapic_types.PubsubMessage.wrap(raw) for raw in messages]
+    response = await client.publish(topic=topic, messages=wrapped, timeout=deadline_s)
+    ids = [str(message_id) for message_id in response.message_ids]
+    if len(ids) != len(messages):
+        raise RuntimeError(f"Pub/Sub returned {len(ids)} message ids for {len(messages)}")
+    return ids
 
 
 async def wait_published(future: Any) -> str:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,6 +64,7 @@ class Relay:
         outbox_retention: timedelta | None = None,
         prune_interval_s: float = 60.0,
         min_round_interval_s: float = 0.05,
+        gather_s: float = 0.01,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         if batch_size < 1:
@@ -70,7 +72,8 @@ class Relay:
         self._database = database
         self._topic = topic_path
         self._owns_publisher = publisher is None
-        self._publisher = publisher if publisher is not None else pubsub.ordered_publisher()
+        # A `pubsub.batch_publisher()`; the relay's own is made on the loop that runs it.
+        self._publisher = publisher
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._backlog_interval_s = backlog_interval_s
@@ -83,9 +86,12 @@ class Relay:
         self._outbox_retention = outbox_retention
         self._prune_interval_s = prune_interval_s
         self._min_round_interval_s = min_round_interval_s
+        self._gather_s = gather_s
         self.metrics = RelayMetrics(topic_path, meter_provider)
         self._tracer = trace.get_tracer(tracecontext.TRACER_NAME, tracer_provider=tracer_provider)
         self._topic_id = topic_path.rsplit("/", 1)[-1]
+        self.rounds = 0
+        """Claims that published something (benchmarks divide CPU by it)."""
 
     async def publish_once(self) -> int:
         """Claim one batch, publish it and mark it; returns how many rows were claimed."""
@@ -97,6 +103,7 @@ class Relay:
             if self._after_publish is not None:
                 await self._after_publish(records)
             await outbox_store.mark_published(session, [r.position for r in published])
+        self.rounds += 1
         self._record_lag(published)
         return len(records)
 
@@ -153,8 +160,10 @@ class Relay:
                     _log.exception("outbox relay round failed; retrying")
                     await _wait(stop, _ERROR_PAUSE_S)
                     continue
-                if claimed < self._batch_size:
-                    await self._idle(stop)
+                if claimed < self._batch_size and await self._idle(stop):
+                    # Woken by a commit: give the commits arriving with it (the other
+                    # transactions of one request, other requests) a moment to share the round.
+                    await _wait(stop, self._gather_s)
         finally:
             if listener is not None:
                 listener.cancel()
@@ -162,8 +171,9 @@ class Relay:
         with contextlib.suppress(Exception):
             await self.drain()
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait for a notification, `stop`, or the poll interval, whichever comes first."""
+    async def _idle(self, stop: asyncio.Event) -> bool:
+        """Wait for a notification, `stop`, or the poll interval, whichever comes first;
+        True if a notification came."""
         interval = self._listen_poll_interval_s if self._listening else self._poll_interval_s
         waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
         try:
@@ -171,6 +181,7 @@ class Relay:
         finally:
             for task in waits:
                 task.cancel()
+        return self._wake.is_set() and not stop.is_set()
 
     async def _listen_loop(self, stop: asyncio.Event) -> None:
         """LISTEN on a dedicated connection and wake the loop on each notification.
@@ -198,47 +209,68 @@ class Relay:
             await _wait(stop, _ERROR_PAUSE_S)
 
     def close(self) -> None:
-        """Flush and stop the publisher client if the relay created it."""
+        """Let go of the publisher client if the relay created it (`aclose` also closes its
+        channel at once; nothing is buffered in it either way)."""
         if self._owns_publisher:
-            self._publisher.stop()
+            self._publisher = None
+
+    async def aclose(self) -> None:
+        """Close the publisher client's channel if the relay created it."""
+        if self._owns_publisher and self._publisher is not None:
+            publisher, self._publisher = self._publisher, None
+            await publisher.transport.close()
 
     async def _publish(self, records: Sequence[OutboxRecord]) -> list[OutboxRecord]:
-        """Publish every record; return those Pub/Sub accepted, as a per-subject prefix."""
-        grouped = outbox_store.group_by_subject(records)
-        pending = {
-            subject: [(record, self._send(record)) for record in batch]
-            for subject, batch in grouped.items()
-        }
-        published: list[OutboxRecord] = []
-        for subject, sends in pending.items():
-            results = await asyncio.gather(*(send for _, send in sends), return_exceptions=True)
-            for index, ((record, _), result) in enumerate(zip(sends, results, strict=True)):
-                if isinstance(result, BaseException):
-                    self._on_failure(subject, len(sends) - index, result)
-                    break
-                published.append(record)
-        published.sort(key=lambda record: record.position)
+        """Publish every record; return those Pub/Sub accepted, as a per-subject prefix.
+
+        One Publish request per subject (Pub/Sub takes one ordering key per request), all
+        subjects at once; a subject's requests (more than one only beyond Pub/Sub's request
+        limits) go one after the other, and after a failed one its later rows wait for the
+        next round, so a subject that cannot be published holds back only itself.
+        """
+        by_subject: dict[str, list[_Outgoing]] = {}
+        for record in records:
+            by_subject.setdefault(record.envelope.subject, []).append(self._outgoing(record))
+        if len(by_subject) == 1:
+            [(subject, outgoing)] = by_subject.items()
+            published = await self._publish_subject(subject, outgoing)
+        else:
+            accepted = await asyncio.gather(
+                *(self._publish_subject(subject, items) for subject, items in by_subject.items())
+            )
+            published = [record for records in accepted for record in records]
+            published.sort(key=lambda record: record.position)
         return published
 
-    def _send(self, record: OutboxRecord) -> Awaitable[str]:
+    async def _publish_subject(
+        self, subject: str, outgoing: Sequence[_Outgoing]
+    ) -> list[OutboxRecord]:
+        """One subject's rows, in order; stop at the first failed request (its prefix counts)."""
+        published: list[OutboxRecord] = []
+        for first, last in _chunks(outgoing):
+            chunk = outgoing[first:last]
+            try:
+                ids = await self._request(chunk)
+            except Exception as error:  # noqa: BLE001 - the rows stay unmarked, retried later
+                self._on_failure(subject, outgoing[first:], error)
+                break
+            published += _accepted(chunk, ids)
+        return published
+
+    async def _request(self, chunk: Sequence[_Outgoing]) -> list[str]:
+        if self._publisher is None:
+            self._publisher = pubsub.batch_publisher()
+        messages = [item.message for item in chunk]
+        return await pubsub.publish_request(
+            self._publisher, self._topic, messages, self._publish_timeout_s
+        )
+
+    def _outgoing(self, record: OutboxRecord) -> _Outgoing:
         envelope = record.envelope
         attributes = envelope.attributes()
         span = self._producer_span(envelope, attributes)
-        try:
-            future = self._publisher.publish(
-                self._topic,
-                envelope.data,
-                ordering_key=envelope.subject,
-                timeout=self._publish_timeout_s,
-                **attributes,
-            )
-        except Exception as error:  # noqa: BLE001 - reported per record, like a failed future
-            failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            failed.set_exception(error)
-            future_or_failure: Awaitable[str] = failed
-        else:
-            future_or_failure = pubsub.wait_published(future)
-        return future_or_failure if span is None else _ended(span, future_or_failure)
+        raw = pubsub.message(envelope.data, envelope.subject, attributes)
+        return _Outgoing(record, raw, pubsub.message_size(raw), span)
 
     def _producer_span(self, envelope: Envelope, attributes: dict[str, str]) -> Span | None:
         """A PRODUCER span under the staging RPC's span (the outbox row's traceparent), whose
@@ -262,12 +294,17 @@ class Relay:
         attributes.update(tracecontext.capture(trace.set_span_in_context(span)))
         return span
 
-    def _on_failure(self, subject: str, unpublished: int, error: BaseException) -> None:
-        # The client pauses an ordering key after a failed publish and rejects the key's later
-        # messages until resumed; they stay unmarked and go out, in order, next round.
-        _log.warning("publish failed for %s (%d rows left): %s", subject, unpublished, error)
-        self.metrics.publish_failures.add(unpublished, self.metrics.attributes)
-        self._publisher.resume_publish(self._topic, subject)
+    def _on_failure(
+        self, subject: str, unpublished: Sequence[_Outgoing], error: BaseException
+    ) -> None:
+        # The rows stay unmarked and go out, in order, in a later round.
+        _log.warning("publish failed for %s (%d rows left): %s", subject, len(unpublished), error)
+        self.metrics.publish_failures.add(len(unpublished), self.metrics.attributes)
+        for item in unpublished:
+            if item.span is not None:
+                item.span.record_exception(error)
+                item.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                item.span.end()
 
     def _record_lag(self, published: Sequence[OutboxRecord]) -> None:
         if not published:
@@ -279,19 +316,38 @@ class Relay:
         self.metrics.published.add(len(published), attributes)
 
 
-async def _ended(span: Span, publishing: Awaitable[str]) -> str:
-    """Await the publish and end its span with the outcome (and Pub/Sub's message id)."""
-    try:
-        message_id = await publishing
-    except BaseException as error:
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        raise
-    else:
-        span.set_attribute("messaging.message.id", message_id)
-        return message_id
-    finally:
-        span.end()
+@dataclass(slots=True)
+class _Outgoing:
+    """A claimed row on its way out: the message, its size, its PRODUCER span (if traced)."""
+
+    record: OutboxRecord
+    message: Any
+    size: int
+    span: Span | None
+
+
+def _chunks(outgoing: Sequence[_Outgoing]) -> list[tuple[int, int]]:
+    """`[first, last)` index ranges within Pub/Sub's per-request limits, in order."""
+    ranges: list[tuple[int, int]] = []
+    first, size = 0, 0
+    for index, item in enumerate(outgoing):
+        full = index - first >= pubsub.MAX_REQUEST_MESSAGES
+        if index > first and (full or size + item.size > pubsub.MAX_REQUEST_BYTES):
+            ranges.append((first, index))
+            first, size = index, 0
+        size += item.size
+    if first < len(outgoing):
+        ranges.append((first, len(outgoing)))
+    return ranges
+
+
+def _accepted(chunk: Sequence[_Outgoing], ids: Sequence[str]) -> list[OutboxRecord]:
+    """The chunk's records, their PRODUCER spans ended with Pub/Sub's message ids."""
+    for item, message_id in zip(chunk, ids, strict=True):
+        if item.span is not None:
+            item.span.set_attribute("messaging.message.id", message_id)
+            item.span.end()
+    return [item.record for item in chunk]
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -309,4 +365,4 @@ async def run_relay(service: str, database: Database, worker: WorkerSettings) ->
     try:
         await run_worker(f"{service}-relay", worker, publisher.run)
     finally:
-        publisher.close()
+        await publisher.aclose()

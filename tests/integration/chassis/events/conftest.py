@@ -106,7 +106,7 @@ class Relays:
         running, self._running = self._running, []
         for relay, task in running:
             await task
-            relay.close()
+            await relay.aclose()
 
 
 @pytest.fixture
