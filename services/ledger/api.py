@@ -106,7 +106,7 @@ class LedgerApi(rpc.LedgerServiceServicer):
             items=(commands.EntryRequest(messages.entry_draft(request, current_trace())),),
         )
         entry = await self._entries.post(_tenant(), command)
-        return pb.CreateJournalEntryResponse(journal_entry=messages.journal_entry(entry))
+        return pb.CreateJournalEntryResponse(journal_entry=messages.answered_journal_entry(entry))
 
     async def BatchCreateJournalEntries(
         self, request: pb.BatchCreateJournalEntriesRequest, _context: Context
@@ -125,7 +125,7 @@ class LedgerApi(rpc.LedgerServiceServicer):
         )
         posted = await self._runner.run(_tenant(), lambda uow: entries.post_entries(uow, command))
         return pb.BatchCreateJournalEntriesResponse(
-            journal_entries=[messages.journal_entry(e) for e in posted]
+            journal_entries=[messages.answered_journal_entry(e) for e in posted]
         )
 
     async def GetJournalEntry(
@@ -183,7 +183,7 @@ class LedgerApi(rpc.LedgerServiceServicer):
             trace=current_trace(),
         )
         entry = await self._runner.run(_tenant(), lambda uow: entries.reverse_entry(uow, command))
-        return pb.ReverseJournalEntryResponse(journal_entry=messages.journal_entry(entry))
+        return pb.ReverseJournalEntryResponse(journal_entry=messages.answered_journal_entry(entry))
 
     # --- holds ----------------------------------------------------------------------------
 
@@ -250,7 +250,7 @@ class LedgerApi(rpc.LedgerServiceServicer):
         )
         hold, entry = await self._runner.run(_tenant(), lambda uow: holds.post_hold(uow, command))
         return pb.PostHoldResponse(
-            hold=messages.hold(hold), journal_entry=messages.journal_entry(entry)
+            hold=messages.hold(hold), journal_entry=messages.answered_journal_entry(entry)
         )
 
     async def VoidHold(self, request: pb.VoidHoldRequest, _context: Context) -> pb.VoidHoldResponse:

@@ -26,8 +26,8 @@ def outgoing(event: events.LedgerEvent) -> tuple[Message, str]:  # noqa: PLR0911
             ), account.name
         case events.EntryPosted(entry=entry):
             return ev.JournalEntryPosted(
-                journal_entry=messages.journal_entry(entry),
-                event_time=messages.timestamp(entry.link.create_time),
+                journal_entry=messages.staged_journal_entry(entry),
+                event_time=messages.shared_timestamp(entry.link.create_time),
             ), entry.name
         case events.HoldCreated(hold=hold):
             return ev.HoldCreated(

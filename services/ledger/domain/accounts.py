@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.ledger.domain import errors
-from services.ledger.domain.money import fits_int64
+from services.ledger.domain.money import INT64_MAX
 from services.ledger.domain.names import account_name
 
 
@@ -52,35 +52,60 @@ class Balance:
         against = self.credits_pending if debit_normal else self.debits_pending
         return self.posted(debit_normal=debit_normal) - against
 
+    # The counters are rebuilt with the constructor, not `dataclasses.replace` (which
+    # introspects the fields on every call: the ledger posts twice per entry).
+
     def post(self, amount: int) -> Balance:
         """Posted by a signed amount: positive debits, negative credits."""
+        dp, cp, dpe, cpe = (
+            self.debits_posted,
+            self.credits_posted,
+            self.debits_pending,
+            self.credits_pending,
+        )
         if amount > 0:
-            return replace(self, debits_posted=self.debits_posted + amount)
-        return replace(self, credits_posted=self.credits_posted - amount)
+            return Balance(dp + amount, cp, dpe, cpe)
+        return Balance(dp, cp - amount, dpe, cpe)
 
     def reserve(self, amount: int) -> Balance:
         """Pending by a signed amount (a hold); negative `amount` releases is not allowed."""
+        dp, cp, dpe, cpe = (
+            self.debits_posted,
+            self.credits_posted,
+            self.debits_pending,
+            self.credits_pending,
+        )
         if amount > 0:
-            return replace(self, debits_pending=self.debits_pending + amount)
-        return replace(self, credits_pending=self.credits_pending - amount)
+            return Balance(dp, cp, dpe + amount, cpe)
+        return Balance(dp, cp, dpe, cpe - amount)
 
     def release(self, amount: int) -> Balance:
         """Undo `reserve(amount)`."""
+        dp, cp, dpe, cpe = (
+            self.debits_posted,
+            self.credits_posted,
+            self.debits_pending,
+            self.credits_pending,
+        )
         if amount > 0:
-            return replace(self, debits_pending=self.debits_pending - amount)
-        return replace(self, credits_pending=self.credits_pending + amount)
+            return Balance(dp, cp, dpe - amount, cpe)
+        return Balance(dp, cp, dpe, cpe + amount)
 
     def fits(self) -> bool:
-        return all(
-            v >= 0 and fits_int64(v)
-            for v in (
-                self.debits_posted,
-                self.credits_posted,
-                self.debits_pending,
-                self.credits_pending,
-                self.debits_posted + self.debits_pending,
-                self.credits_posted + self.credits_pending,
-            )
+        """Every counter, and each side's posted + pending, is in [0, INT64_MAX]."""
+        dp, cp, dpe, cpe = (
+            self.debits_posted,
+            self.credits_posted,
+            self.debits_pending,
+            self.credits_pending,
+        )
+        return (
+            0 <= dp <= INT64_MAX
+            and 0 <= cp <= INT64_MAX
+            and 0 <= dpe <= INT64_MAX
+            and 0 <= cpe <= INT64_MAX
+            and dp + dpe <= INT64_MAX
+            and cp + cpe <= INT64_MAX
         )
 
 

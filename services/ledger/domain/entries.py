@@ -47,6 +47,20 @@ class EntryDraft:
     def account_ids(self) -> set[str]:
         return {p.account_id for p in self.postings}
 
+    def with_id(self, entry_id: str) -> EntryDraft:
+        """`dataclasses.replace(self, entry_id=entry_id)` without its per-call field
+        introspection (a third of the cost; a unit test pins the two equal)."""
+        return EntryDraft(
+            entry_id,
+            self.postings,
+            self.description,
+            self.metadata,
+            self.effective_time,
+            self.reverses,
+            self.hold,
+            self.trace,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ChainLink:

@@ -16,6 +16,7 @@ psycopg and PostgreSQL report the same errors they always did.
 
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from collections.abc import Callable, Sequence
@@ -113,19 +114,93 @@ def encode(element_type: str, values: Sequence[Any]) -> bytes | None:
     if known is None:
         return None
     wrapper, element_oid, encoder = known
-    if not values:
+    count = len(values)
+    if not count:
         return wrapper(_EMPTY.pack(0, 0, element_oid))
+    nulls = values.count(None)
+    if nulls == count:  # e.g. no entry of a batch reverses one: no element to encode
+        return wrapper(_HEADER.pack(1, 1, element_oid, count, 1) + _NULL * count)
+    whole = _WHOLE.get(element_type) if not nulls else None
+    body = whole(values) if whole is not None else None
+    if body is None:  # NULLs, another type, a value out of range: one by one (or refused)
+        body = _each(encoder, values)
+    if body is None:
+        return None
+    return wrapper(_HEADER.pack(1, 1 if nulls else 0, element_oid, count, 1) + body)
+
+
+def _each(encoder: Callable[[Any], bytes], values: Sequence[Any]) -> bytes | None:
+    """The elements one by one (NULL or length + bytes); None if one is not taken."""
     parts = []
-    has_null = 0
     try:
         for value in values:
             if value is None:
                 parts.append(_NULL)
-                has_null = 1
             else:
                 item = encoder(value)
                 parts.append(_INT4.pack(len(item)) + item)
     except (TypeError, ValueError, struct.error):
         return None
-    header = _HEADER.pack(1, has_null, element_oid, len(values), 1)
-    return wrapper(header + b"".join(parts))
+    return b"".join(parts)
+
+
+# Whole-list encoders for lists without NULLs of the most frequent types: the same bytes as
+# `_each` (a unit test compares them), in fewer Python operations per element.
+_LENGTHS = [_INT4.pack(n) for n in range(256)]
+
+
+def _texts(values: Sequence[Any]) -> bytes | None:
+    parts: list[bytes] = []
+    append = parts.append
+    try:
+        for value in values:
+            if type(value) is not str:
+                return None
+            item = value.encode()
+            size = len(item)
+            append(_LENGTHS[size] if size < 256 else _INT4.pack(size))  # noqa: PLR2004
+            append(item)
+    except ValueError:  # a lone surrogate
+        return None
+    return b"".join(parts)
+
+
+def _byteas(values: Sequence[Any]) -> bytes | None:
+    parts: list[bytes] = []
+    append = parts.append
+    for value in values:
+        if type(value) is not bytes:  # bytearray, memoryview: element by element
+            return None
+        size = len(value)
+        append(_LENGTHS[size] if size < 256 else _INT4.pack(size))  # noqa: PLR2004
+        append(value)
+    return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed(code: str, count: int) -> struct.Struct:
+    """`count` times (int4 length, value of format `code`)."""
+    return struct.Struct(">" + ("i" + code) * count)
+
+
+def _fixed_width(code: str, size: int) -> Callable[[Sequence[Any]], bytes | None]:
+    def whole(values: Sequence[Any]) -> bytes | None:
+        for value in values:
+            if type(value) is not int:
+                return None
+        flat: list[int] = [size] * (2 * len(values))
+        flat[1::2] = values
+        try:
+            return _fixed(code, len(values)).pack(*flat)
+        except struct.error:  # beyond the type's range
+            return None
+
+    return whole
+
+
+_WHOLE: dict[str, Callable[[Sequence[Any]], bytes | None]] = {
+    "text": _texts,
+    "bytea": _byteas,
+    "bigint": _fixed_width("q", 8),
+    "smallint": _fixed_width("h", 2),
+}

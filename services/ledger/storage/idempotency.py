@@ -9,6 +9,9 @@ from typing import Any
 from services.ledger.domain.ports import IdempotencyKey, IdempotencyKeys, StoredKey
 from services.ledger.storage.sql import Sql, query
 
+# What `json.dumps(value, sort_keys=True)` writes, without building an encoder per call.
+_JSON = json.JSONEncoder(sort_keys=True)
+
 # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit or roll back.
 _CLAIM = query("""
 WITH input AS (
@@ -47,7 +50,7 @@ class SqlIdempotencyKeys(IdempotencyKeys):
                 "ids": ids,
                 "methods": [k.method for k in keys],
                 "fingerprints": [k.fingerprint for k in keys],
-                "results": [json.dumps(dict(r), sort_keys=True) for r in results],
+                "results": [_JSON.encode(dict(r)) for r in results],
             },
         )
         fresh = {row.request_id for row in claimed}

@@ -38,8 +38,14 @@ SELECT e.entry_id, e.description, e.metadata, e.effective_time, e.reverses_entry
 """
 
 
+# What `json.dumps(value, sort_keys=True)` writes, without building an encoder per call.
+_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def to_json(mapping: Mapping[str, str]) -> str:
-    return json.dumps(dict(mapping), sort_keys=True)
+    if not mapping:  # most entries: what json.dumps({}) writes, without the encoder
+        return "{}"
+    return _JSON.encode(dict(mapping))
 
 
 def account(tenant: str, row: Any) -> Account:

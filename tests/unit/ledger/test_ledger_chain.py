@@ -3,6 +3,9 @@
 import hashlib
 from datetime import UTC, datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.ledger.domain import chain
 from services.ledger.domain.entries import ChainLink, EntryDraft, Posting, TraceLink
 
@@ -90,3 +93,45 @@ def test_a_missing_link_is_a_gap_and_a_relinked_one_a_previous_hash_mismatch():
     relinked.feed([links[0], chain.StoredLink(forged, links[1].draft)])
     assert relinked.first_break is not None
     assert relinked.first_break.kind is chain.BreakKind.PREVIOUS_HASH_MISMATCH
+
+
+_text = st.text(max_size=12)  # any Unicode: quotes, backslashes, controls, non-BMP, surrogates
+_ids = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12)
+
+
+@st.composite
+def _drafts(draw):
+    return EntryDraft(
+        draw(_ids),
+        tuple(
+            Posting(draw(_ids), draw(_text), draw(st.integers()), draw(_text))
+            for _ in range(draw(st.integers(0, 4)))
+        ),
+        description=draw(_text),
+        metadata=draw(st.dictionaries(_text, _text, max_size=4)),
+        effective_time=draw(st.none() | st.datetimes(timezones=st.just(UTC))),
+        reverses=draw(st.none() | _ids),
+        hold=draw(st.none() | _ids),
+        trace=TraceLink(draw(_text), draw(_text)),
+    )
+
+
+@settings(max_examples=400)
+@given(_drafts(), _ids)
+def test_the_direct_encoding_is_byte_for_byte_the_canonical_json(entry, tenant):
+    assert chain.content(tenant, entry) == chain.canonical_json(tenant, entry)
+
+
+def test_values_of_unexpected_types_take_the_json_path():
+    odd = draft(amount=True)  # an int subclass: json writes `true`
+    assert chain.content("acme", odd) == chain.canonical_json("acme", odd)
+    assert b'"amount_minor":true' in chain.content("acme", odd)
+    assert chain.content("acme", draft(metadata={"k": 1})) == chain.canonical_json(
+        "acme", draft(metadata={"k": 1})
+    )
+
+
+def test_a_non_string_field_takes_the_json_path():
+    odd = EntryDraft("e1", (Posting("cash", "USD", 5, None), Posting("sales", "USD", -5)))  # type: ignore[arg-type]
+    assert chain.content("acme", odd) == chain.canonical_json("acme", odd)
+    assert b'"memo":null' in chain.content("acme", odd)

@@ -1,5 +1,6 @@
 """Entries balance per currency, fit int64, and apply to open accounts within their limits."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -108,3 +109,21 @@ def test_a_reversal_negates_every_posting_and_is_refused_twice_or_on_a_reversal(
     assert reason(lambda: reversal_of(committed(reversal), "x", "", {}, TraceLink())) == (
         "ENTRY_IS_REVERSAL"
     )
+
+
+def test_with_id_is_replace_of_the_id_keeping_every_other_field():
+    full = EntryDraft(
+        "",
+        (Posting("cash", "USD", 5, "m"), Posting("sales", "USD", -5)),
+        description="d",
+        metadata={"k": "v"},
+        effective_time=datetime(2026, 1, 1, tzinfo=UTC),
+        reverses="e0",
+        hold="h1",
+        trace=TraceLink("a" * 32, "b" * 16),
+    )
+    assert set(EntryDraft.__dataclass_fields__) == {
+        "entry_id", "postings", "description", "metadata", "effective_time", "reverses",
+        "hold", "trace",
+    }  # fmt: skip  # a new field must be added to `with_id` too
+    assert full.with_id("e9") == replace(full, entry_id="e9")

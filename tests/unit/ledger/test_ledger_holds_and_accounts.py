@@ -1,12 +1,16 @@
 """Holds finalize once and count against limits; accounts close only when empty."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.chassis.errors import DomainError
 from services.ledger.domain.accounts import Account, AccountSpec, AccountType, Balance
 from services.ledger.domain.holds import Hold, HoldState
+from services.ledger.domain.money import fits_int64
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -101,3 +105,28 @@ def test_balances_read_in_the_normal_direction():
     assert (balance.posted(debit_normal=True), balance.posted(debit_normal=False)) == (70, -70)
     assert balance.available(debit_normal=True) == 63
     assert balance.available(debit_normal=False) == -75
+
+
+_counter = (
+    st.integers(-3, 3)
+    | st.integers(2**62 - 3, 2**62 + 3)
+    | st.integers(2**63 - 3, 2**63 + 3)
+    | st.integers(-(2**64), 2**64)
+)
+
+
+@given(_counter, _counter, _counter, _counter, _counter)
+def test_balance_arithmetic_is_replace_of_one_counter_and_fits_is_the_int64_range(
+    dp, cp, dpe, cpe, amount
+):
+    b = Balance(dp, cp, dpe, cpe)
+    if amount > 0:
+        assert b.post(amount) == replace(b, debits_posted=dp + amount)
+        assert b.reserve(amount) == replace(b, debits_pending=dpe + amount)
+        assert b.release(amount) == replace(b, debits_pending=dpe - amount)
+    else:
+        assert b.post(amount) == replace(b, credits_posted=cp - amount)
+        assert b.reserve(amount) == replace(b, credits_pending=cpe - amount)
+        assert b.release(amount) == replace(b, credits_pending=cpe + amount)
+    counters = (dp, cp, dpe, cpe, dp + dpe, cp + cpe)
+    assert b.fits() == all(v >= 0 and fits_int64(v) for v in counters)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from services.chassis.errors import DomainError
 from services.ledger.domain import chain, errors
@@ -18,7 +17,7 @@ from services.ledger.domain.usecases.idempotency import claim, claim_each
 
 async def post_entries(uow: UnitOfWork, command: PostEntries) -> list[JournalEntry]:
     drafts = [
-        item.draft if item.draft.entry_id else replace(item.draft, entry_id=new_id())
+        item.draft if item.draft.entry_id else item.draft.with_id(new_id())
         for item in command.items
     ]
     ids = [d.entry_id for d in drafts]
@@ -72,9 +71,7 @@ async def post_entry_group(uow: UnitOfWork, group: Sequence[PostEntries]) -> lis
     The caller guarantees distinct request ids and distinct client-chosen entry ids.
     """
     drafts = [
-        c.items[0].draft
-        if c.items[0].draft.entry_id
-        else replace(c.items[0].draft, entry_id=new_id())
+        c.items[0].draft if c.items[0].draft.entry_id else c.items[0].draft.with_id(new_id())
         for c in group
     ]
     stored = await uow.idempotency.claim(
