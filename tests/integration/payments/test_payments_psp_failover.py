@@ -37,7 +37,9 @@ def authorization(token=OK_TOKEN):
 class Mesh:
     """Two sandbox PSPs, alpha and beta, each behind its own guard, sharing a breaker set."""
 
-    def __init__(self, alpha_url, beta_url, client, *, threshold=5, ttl=30.0, limit=8):
+    def __init__(
+        self, alpha_url, beta_url, client, *, threshold=5, ttl=30.0, limit=8, attempt_timeout=0.8
+    ):
         self.reader = InMemoryMetricReader()
         meter = MeterProvider(metric_readers=[self.reader]).get_meter("test")
         self.breakers = PspCircuitBreakers(threshold=threshold, ttl=ttl, meter=meter)
@@ -51,7 +53,9 @@ class Mesh:
                 self.breakers,
                 self.bulkheads[psp],
                 policy=POLICY,
-                attempt_timeout=0.3,
+                # Below the sandbox's 1 s timeouts in these tests, well above a local call on a
+                # loaded machine (an attempt cut short is ambiguous and never fails over).
+                attempt_timeout=attempt_timeout,
             )
             for psp, url in (("alpha", alpha_url), ("beta", beta_url))
         }
@@ -137,7 +141,9 @@ async def test_timing_out_before_sending_fails_over(sandboxes, http):
     # alpha's own client has one connection; a slow call holds it, so the next request
     # times out waiting for the pool: it was never sent, so beta may take it.
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as narrow:
-        mesh = Mesh(alpha.url, beta.url, http.client)
+        # The pool wait must run out (0.1 + 2 attempts x 0.3 s) before the slow call frees
+        # the connection at 1 s.
+        mesh = Mesh(alpha.url, beta.url, http.client, attempt_timeout=0.3)
         mesh.psps["alpha"].connector = SandboxConnector(narrow, alpha.url, psp_id="alpha")
         slow = asyncio.create_task(
             narrow.post(
