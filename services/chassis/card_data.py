@@ -2,7 +2,8 @@
 
 Card data never enters Commerce Mesh; payment methods are PSP tokens. The validation step runs
 this over every string in every request — values and map keys — and rejects a match without
-echoing or logging it.
+echoing or logging it. Fields marked `(commerce.auth.v1.credential)` (a webhook's signature:
+opaque hex that holds a Luhn-valid digit run about once in a hundred) are only checked for NUL.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+
+from commerce.auth.v1 import annotations_pb2
 
 # A PAN as people write it: 13-19 digits in one run (not inside a longer run of digits), or
 # grouped with one kind of separator (space or dash) starting with a group of 4 (4-4-4-4,
@@ -62,11 +65,21 @@ def looks_like_card_number(text: str) -> bool:
     return False
 
 
-def string_fields(message: Message, prefix: str = "") -> Iterator[tuple[str, str]]:
+def is_credential(field: FieldDescriptor) -> bool:
+    """Whether the contract marks the field `(commerce.auth.v1.credential)`."""
+    return bool(field.GetOptions().Extensions[annotations_pb2.credential])
+
+
+def string_fields(
+    message: Message, prefix: str = "", *, credentials: bool = True
+) -> Iterator[tuple[str, str]]:
     """Every string in `message`, nested, repeated and map keys included, with its path
     (`lines[2].note`, `metadata["memo"]`). A map key's own path is `metadata[<key>]`, and a key
-    that looks like a card number never appears in any path."""
+    that looks like a card number never appears in any path. Without `credentials`, the
+    fields marked as credentials are left out (what may hold card data)."""
     for field, value in message.ListFields():
+        if not credentials and is_credential(field):
+            continue
         path = f"{prefix}{field.name}"
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
@@ -74,24 +87,34 @@ def string_fields(message: Message, prefix: str = "") -> Iterator[tuple[str, str
                 if isinstance(key, str):
                     yield f"{path}[<key>]", key
                 label = "<key>" if looks_like_card_number(str(key)) else key
-                yield from _values(value_field, item, f'{path}["{label}"]')
+                yield from _values(value_field, item, f'{path}["{label}"]', credentials=credentials)
         elif field.is_repeated:
             for index, item in enumerate(value):
-                yield from _values(field, item, f"{path}[{index}]")
+                yield from _values(field, item, f"{path}[{index}]", credentials=credentials)
         else:
-            yield from _values(field, value, path)
+            yield from _values(field, value, path, credentials=credentials)
 
 
-def _values(field: FieldDescriptor, value: object, path: str) -> Iterator[tuple[str, str]]:
+def _values(
+    field: FieldDescriptor, value: object, path: str, *, credentials: bool
+) -> Iterator[tuple[str, str]]:
     if field.type == FieldDescriptor.TYPE_STRING and isinstance(value, str):
         yield path, value
     elif isinstance(value, Message):
-        yield from string_fields(value, f"{path}.")
+        yield from string_fields(value, f"{path}.", credentials=credentials)
 
 
 def suspect_string(text: str) -> bool:
     """True if `text` holds a NUL or looks like a card number: what the validator refuses."""
     return "\x00" in text or looks_like_card_number(text)
+
+
+def has_refused_strings(message: Message) -> bool:
+    """The exact (slow) walk of what the validator refuses: a NUL in any string, a card
+    number in any string that is not a credential."""
+    return any("\x00" in text for _, text in string_fields(message)) or any(
+        looks_like_card_number(text) for _, text in string_fields(message, credentials=False)
+    )
 
 
 def has_suspect_strings(message: Message) -> bool:
@@ -131,11 +154,14 @@ def holds_strings(desc: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
     return False
 
 
-def suspect_source(variable: str) -> str:
+def suspect_source(variable: str, field: FieldDescriptor | None = None) -> str:
     """`suspect_string(<variable>)` as a Python expression for generated code (with
     SUSPECT_NAMESPACE): NUL, or a card number — looks_like_card_number's first two exits
-    (length, how a candidate starts) inlined, so most strings cost no call."""
+    (length, how a candidate starts) inlined, so most strings cost no call. For a string
+    `field` marked as a credential: NUL only."""
     v = variable
+    if field is not None and is_credential(field):
+        return f'("\\x00" in {v})'
     return (
         f'("\\x00" in {v} or (len({v}) >= {_MIN_CANDIDATE_LENGTH}'
         f" and _card_start({v}) is not None and _card({v})))"
@@ -187,9 +213,10 @@ def _field_lines(fd: FieldDescriptor) -> list[str]:  # noqa: PLR0911 - one retur
         ]
     if fd.type == FieldDescriptor.TYPE_STRING:
         if fd.is_repeated:
-            return [f"for v in {attr}:", f"    if {suspect_source('v')}:", "        return True"]
+            test = suspect_source("v", fd)
+            return [f"for v in {attr}:", f"    if {test}:", "        return True"]
         present = f"m.HasField({fd.name!r})" if fd.has_presence else "v"
-        return [f"v = {attr}", f"if {present} and {suspect_source('v')}:", "    return True"]
+        return [f"v = {attr}", f"if {present} and {suspect_source('v', fd)}:", "    return True"]
     if fd.message_type is None or not holds_strings(fd.message_type):
         return []
     scan = _scanner_name(fd.message_type)
@@ -200,4 +227,8 @@ def _field_lines(fd: FieldDescriptor) -> list[str]:  # noqa: PLR0911 - one retur
 
 def card_number_fields(message: Message) -> list[str]:
     """Paths of the strings in `message` that hold a PAN."""
-    return [path for path, text in string_fields(message) if looks_like_card_number(text)]
+    return [
+        path
+        for path, text in string_fields(message, credentials=False)
+        if looks_like_card_number(text)
+    ]

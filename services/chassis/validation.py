@@ -64,9 +64,9 @@ from protovalidate.internal.cel_field_presence import InterpretedRunner
 
 from services.chassis.card_data import (
     SUSPECT_NAMESPACE,
+    card_number_fields,
     has_suspect_strings,
     holds_strings,
-    looks_like_card_number,
     string_fields,
     suspect_source,
 )
@@ -112,7 +112,7 @@ class RequestValidator:
 def _refuse_strings(request: Message) -> None:
     """Raise for the strings in `request` that hold a card number, else for those with NUL."""
     strings = list(string_fields(request))
-    card_fields = [path for path, text in strings if looks_like_card_number(text)]
+    card_fields = card_number_fields(request)
     if card_fields:
         # Never echo the value: the description names the field only.
         raise InvalidArgument(
@@ -443,8 +443,8 @@ class PlanCompiler:
         if fd.type != FieldDescriptor.TYPE_STRING:
             return []
         if fd.is_repeated:
-            return ["for x in v:", f"    if {suspect_source('x')}:", "        raise _S"]
-        return [f"if {suspect_source('v')}:", "    raise _S"]
+            return ["for x in v:", f"    if {suspect_source('x', fd)}:", "        raise _S"]
+        return [f"if {suspect_source('v', fd)}:", "    raise _S"]
 
     def _scan_only(self, fd: FieldDescriptor, *, strings: bool = True) -> list[_Code]:
         """With `scan_strings`, for a field whose rules are ignored: its strings, and those of

@@ -1,7 +1,9 @@
 import pytest
 
 from commerce.ledger.v1 import ledger_service_pb2
+from commerce.payments.v1 import payments_service_pb2
 from commerce.type.v1 import address_pb2, money_pb2
+from services.chassis import card_data
 from services.chassis.errors import ErrorKind, InvalidArgument
 from services.chassis.validation import CARD_DATA_REJECTED, VALIDATION_FAILED, RequestValidator
 
@@ -80,3 +82,31 @@ def test_a_nul_in_a_map_value_is_refused_naming_the_entry(validator):
         "field": 'journal_entry.metadata["memo"]',
         "rule": "string.no_nul",
     }
+
+
+# A hex HMAC-SHA256 whose digits include a Luhn-valid 16-digit run: what about one webhook in a
+# hundred carried before `(commerce.auth.v1.credential)` marked the signature fields.
+_HEX_SIGNATURE = "ab" + "4242424242424242" + "c0ffee" * 7 + "d"
+
+
+def _webhook(**fields):
+    values = {"psp": "sandbox", "payload": b"{}", "signature": "sig", "timestamp": "1"}
+    values.update(fields)
+    return payments_service_pb2.HandlePspWebhookRequest(**values)
+
+
+def test_credential_fields_are_not_searched_for_card_numbers(validator):
+    assert card_data.looks_like_card_number(_HEX_SIGNATURE)
+    validator.validate(_webhook(signature=_HEX_SIGNATURE, timestamp=f"t=1,v1={_HEX_SIGNATURE}"))
+    assert card_data.card_number_fields(_webhook(signature=_HEX_SIGNATURE)) == []
+
+
+def test_credential_fields_still_refuse_nul_and_other_fields_still_refuse_card_numbers(validator):
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(_webhook(signature="sig\x00"))
+    assert caught.value.reason == VALIDATION_FAILED
+    assert caught.value.metadata["field"] == "signature"
+    with pytest.raises(InvalidArgument) as caught:
+        validator.validate(_webhook(psp="4242424242424242", signature=_HEX_SIGNATURE))
+    assert caught.value.reason == CARD_DATA_REJECTED
+    assert [v.field for v in caught.value.violations] == ["psp"]

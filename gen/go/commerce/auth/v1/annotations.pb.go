@@ -142,6 +142,14 @@ var file_commerce_auth_v1_annotations_proto_extTypes = []protoimpl.ExtensionInfo
 		Tag:           "bytes,51000,opt,name=access",
 		Filename:      "commerce/auth/v1/annotations.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         51001,
+		Name:          "commerce.auth.v1.credential",
+		Tag:           "varint,51001,opt,name=credential",
+		Filename:      "commerce/auth/v1/annotations.proto",
+	},
 }
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -151,6 +159,18 @@ var (
 	//
 	// optional commerce.auth.v1.AccessRule access = 51000;
 	E_Access = &file_commerce_auth_v1_annotations_proto_extTypes[0]
+)
+
+// Extension fields to descriptorpb.FieldOptions.
+var (
+	// Marks a string field that carries an authentication credential copied
+	// from a request header (a PSP webhook's signature and timestamp): opaque
+	// text such as a hex HMAC, never card data. Servers do not search it for
+	// card numbers (a 64-digit hex signature holds a Luhn-valid 13-digit run
+	// about once in a hundred); NUL characters are still refused.
+	//
+	// optional bool credential = 51001;
+	E_Credential = &file_commerce_auth_v1_annotations_proto_extTypes[1]
 )
 
 var File_commerce_auth_v1_annotations_proto protoreflect.FileDescriptor
@@ -168,7 +188,10 @@ const file_commerce_auth_v1_annotations_proto_rawDesc = "" +
 	"\x1aAUTHENTICATION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15AUTHENTICATION_BEARER\x10\x01\x12 \n" +
 	"\x1cAUTHENTICATION_PSP_SIGNATURE\x10\x02:V\n" +
-	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xb8\x8e\x03 \x01(\v2\x1c.commerce.auth.v1.AccessRuleR\x06accessB\xd0\x01\n" +
+	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xb8\x8e\x03 \x01(\v2\x1c.commerce.auth.v1.AccessRuleR\x06access:?\n" +
+	"\n" +
+	"credential\x12\x1d.google.protobuf.FieldOptions\x18\xb9\x8e\x03 \x01(\bR\n" +
+	"credentialB\xd0\x01\n" +
 	"\x14com.commerce.auth.v1B\x10AnnotationsProtoP\x01ZDgithub.com/commercemesh/commerce-mesh/gen/go/commerce/auth/v1;authv1\xa2\x02\x03CAX\xaa\x02\x10Commerce.Auth.V1\xca\x02\x10Commerce\\Auth\\V1\xe2\x02\x1cCommerce\\Auth\\V1\\GPBMetadata\xea\x02\x12Commerce::Auth::V1b\x06proto3"
 
 var (
@@ -189,15 +212,17 @@ var file_commerce_auth_v1_annotations_proto_goTypes = []any{
 	(Authentication)(0),                // 0: commerce.auth.v1.Authentication
 	(*AccessRule)(nil),                 // 1: commerce.auth.v1.AccessRule
 	(*descriptorpb.MethodOptions)(nil), // 2: google.protobuf.MethodOptions
+	(*descriptorpb.FieldOptions)(nil),  // 3: google.protobuf.FieldOptions
 }
 var file_commerce_auth_v1_annotations_proto_depIdxs = []int32{
 	0, // 0: commerce.auth.v1.AccessRule.authentication:type_name -> commerce.auth.v1.Authentication
 	2, // 1: commerce.auth.v1.access:extendee -> google.protobuf.MethodOptions
-	1, // 2: commerce.auth.v1.access:type_name -> commerce.auth.v1.AccessRule
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	2, // [2:3] is the sub-list for extension type_name
-	1, // [1:2] is the sub-list for extension extendee
+	3, // 2: commerce.auth.v1.credential:extendee -> google.protobuf.FieldOptions
+	1, // 3: commerce.auth.v1.access:type_name -> commerce.auth.v1.AccessRule
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	3, // [3:4] is the sub-list for extension type_name
+	1, // [1:3] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
 }
 
@@ -213,7 +238,7 @@ func file_commerce_auth_v1_annotations_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_commerce_auth_v1_annotations_proto_rawDesc), len(file_commerce_auth_v1_annotations_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   1,
-			NumExtensions: 1,
+			NumExtensions: 2,
 			NumServices:   0,
 		},
 		GoTypes:           file_commerce_auth_v1_annotations_proto_goTypes,

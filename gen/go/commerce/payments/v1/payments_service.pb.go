@@ -1922,14 +1922,12 @@ const file_commerce_payments_v1_payments_service_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\trequestId:k\xbaHh\x1af\n" +
 	"#update_routing_config.etag_required\x12\x1frouting_config.etag is required\x1a\x1ethis.routing_config.etag != ''\"i\n" +
 	"\x1bUpdateRoutingConfigResponse\x12J\n" +
-	"\x0erouting_config\x18\x01 \x01(\v2#.commerce.payments.v1.RoutingConfigR\rroutingConfig\"\xf2\x01\n" +
+	"\x0erouting_config\x18\x01 \x01(\v2#.commerce.payments.v1.RoutingConfigR\rroutingConfig\"\xfa\x01\n" +
 	"\x17HandlePspWebhookRequest\x120\n" +
 	"\x03psp\x18\x01 \x01(\tB\x1e\xbaH\x1br\x192\x17^[a-z][a-z0-9_-]{1,31}$R\x03psp\x12%\n" +
-	"\apayload\x18\x02 \x01(\fB\v\xbaH\bz\x06\x10\x01\x18\x80\x80@R\apayload\x12(\n" +
-	"\tsignature\x18\x03 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x10R\tsignature\x12(\n" +
-	"\ttimestamp\x18\x04 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x10R\ttimestamp\x12*\n" +
+	"\apayload\x18\x02 \x01(\fB\v\xbaH\bz\x06\x10\x01\x18\x80\x80@R\apayload\x12,\n" +
+	"\tsignature\x18\x03 \x01(\tB\x0e\xbaH\ar\x05\x10\x01\x18\x80\x10\xc8\xf3\x18\x01R\tsignature\x12,\n" +
+	"\ttimestamp\x18\x04 \x01(\tB\x0e\xbaH\ar\x05\x10\x01\x18\x80\x10\xc8\xf3\x18\x01R\ttimestamp\x12*\n" +
 	"\n" +
 	"request_id\x18\x05 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\trequestId\"\x87\x01\n" +
 	"\x18HandlePspWebhookResponse\x12\x19\n" +

@@ -80,7 +80,15 @@ class AccessRule(_message.Message):
 Global___AccessRule: _TypeAlias = AccessRule  # noqa: Y015
 
 ACCESS_FIELD_NUMBER: _builtins.int
+CREDENTIAL_FIELD_NUMBER: _builtins.int
 access: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___AccessRule]
 """Required on every RPC: servers read it from the descriptors at start-up
 and refuse to start if any RPC they serve lacks it.
+"""
+credential: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
+"""Marks a string field that carries an authentication credential copied
+from a request header (a PSP webhook's signature and timestamp): opaque
+text such as a hex HMAC, never card data. Servers do not search it for
+card numbers (a 64-digit hex signature holds a Luhn-valid 13-digit run
+about once in a hundred); NUL characters are still refused.
 """
