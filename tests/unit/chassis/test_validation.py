@@ -89,10 +89,12 @@ def test_a_nul_in_a_map_value_is_refused_naming_the_entry(validator):
 _HEX_SIGNATURE = "ab" + "4242424242424242" + "c0ffee" * 7 + "d"
 
 
-def _webhook(**fields):
-    values = {"psp": "sandbox", "payload": b"{}", "signature": "sig", "timestamp": "1"}
-    values.update(fields)
-    return payments_service_pb2.HandlePspWebhookRequest(**values)
+def _webhook(
+    psp: str = "sandbox", signature: str = "sig", timestamp: str = "1"
+) -> payments_service_pb2.HandlePspWebhookRequest:
+    return payments_service_pb2.HandlePspWebhookRequest(
+        psp=psp, payload=b"{}", signature=signature, timestamp=timestamp
+    )
 
 
 def test_credential_fields_are_not_searched_for_card_numbers(validator):
