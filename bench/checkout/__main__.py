@@ -31,8 +31,6 @@ from pathlib import Path
 import grpc
 
 from bench.common.run import (
-    K6_VERSION,
-    TOOLS,
     Figure,
     idle_rates,
     load_average,
@@ -40,6 +38,8 @@ from bench.common.run import (
     new_rig,
     parse_env,
     protoset,
+    record,
+    require_k6,
 )
 from bench.common.run import ratio as ratio_of
 from bench.payments.__main__ import request_id, route_to_sandbox
@@ -193,30 +193,27 @@ def main(argv: list[str] | None = None) -> int:
         help="an environment variable for every part (an experiment; the figures say so)",
     )
     args = parser.parse_args(argv)
-    if not (TOOLS / "k6").exists():
-        sys.exit(f"{TOOLS / 'k6'} is missing: run `make bench` (it installs the load tools)")
+    require_k6()
     started = time.time()
     before = load_average()
+    env = parse_env(args.env)
     results = asyncio.run(
         run(
             [int(c) for c in args.concurrency.split(",")],
             args.seconds,
             args.warmup,
-            parse_env(args.env),
+            env,
         )
     )
-    document = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": args.seconds,
-        "tools": {"k6": K6_VERSION},
-        "target_ratio": TARGET,
-        "env": parse_env(args.env),
-        "load_average_before": before,
-        "load_average_after": load_average(),
-        **results,
-    }
-    if args.json is not None:
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    record(
+        args.json,
+        results,
+        started=started,
+        load_before=before,
+        seconds=args.seconds,
+        target=TARGET,
+        env=env,
+    )
     return 0
 
 

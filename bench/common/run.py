@@ -243,3 +243,34 @@ def ratio(measured: Figure, ceiling: Figure) -> float:
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def require_k6() -> None:
+    if not (TOOLS / "k6").exists():
+        sys.exit(f"{TOOLS / 'k6'} is missing: run `make bench` (it installs the load tools)")
+
+
+def record(
+    path: Path | None,
+    results: Mapping[str, Any],
+    *,
+    started: float,
+    load_before: list[float],
+    seconds: float,
+    target: float,
+    env: Mapping[str, str],
+) -> None:
+    """Write one run's results with what it ran on (tools, load, settings) to `path`, if any."""
+    if path is None:
+        return
+    document = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": seconds,
+        "tools": {"k6": K6_VERSION},
+        "target_ratio": target,
+        "env": dict(env),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        **results,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")

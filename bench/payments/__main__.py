@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
 import sys
 import time
@@ -33,8 +32,6 @@ from pathlib import Path
 import grpc
 
 from bench.common.run import (
-    K6_VERSION,
-    TOOLS,
     Figure,
     Rig,
     idle_rates,
@@ -44,6 +41,8 @@ from bench.common.run import (
     parse_env,
     protoset,
     ratio,
+    record,
+    require_k6,
 )
 from commerce.payments.v1 import payments_service_pb2 as pb
 from commerce.payments.v1 import payments_service_pb2_grpc as rpc
@@ -195,31 +194,28 @@ def main(argv: list[str] | None = None) -> int:
         help="a directory: py-spy samples the payments process during each measured run",
     )
     args = parser.parse_args(argv)
-    if not (TOOLS / "k6").exists():
-        sys.exit(f"{TOOLS / 'k6'} is missing: run `make bench` (it installs the load tools)")
+    require_k6()
     started = time.time()
     before = load_average()
+    env = parse_env(args.env)
     results = asyncio.run(
         run(
             [int(c) for c in args.concurrency.split(",")],
             args.seconds,
             args.warmup,
             args.profile,
-            parse_env(args.env),
+            env,
         )
     )
-    document = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": args.seconds,
-        "tools": {"k6": K6_VERSION},
-        "target_ratio": TARGET,
-        "env": parse_env(args.env),
-        "load_average_before": before,
-        "load_average_after": load_average(),
-        **results,
-    }
-    if args.json is not None:
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    record(
+        args.json,
+        results,
+        started=started,
+        load_before=before,
+        seconds=args.seconds,
+        target=TARGET,
+        env=env,
+    )
     return 0
 
 
