@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -32,6 +33,10 @@ TENANT_ID_PATTERN = re.compile(r"[a-z][a-z0-9-]{2,62}")
 _SET_TENANT = text("SELECT set_config(:setting, :tenant_id, true)").bindparams(
     setting=TENANT_SETTING
 )
+
+
+# The same, for a psycopg connection (no SQLAlchemy statement).
+_SET_TENANT_SQL = "SELECT set_config(%s, %s, true)"
 
 
 class InvalidTenantIdError(ValueError):
@@ -120,6 +125,36 @@ class Database:
         async with self._sessions() as session, session.begin():
             await session.execute(_SET_TENANT, {"tenant_id": tenant})
             yield session
+
+    @asynccontextmanager
+    async def pipelined_tenant_transaction(
+        self, tenant_id: str
+    ) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], psycopg.AsyncPipeline]]:
+        """`tenant_transaction` on the pooled psycopg connection itself, in pipeline mode.
+
+        For hot paths that skip SQLAlchemy's execution layer (the ledger, ADR 0019): statements
+        whose rows are not read are only queued and travel with the next one; the tenant
+        setting is queued first, so BEGIN, the setting and the first query share a round
+        trip. The caller runs statements on the connection (and `pipeline.sync()` to read a
+        result); commits when the block ends normally, rolls back if it raises.
+        """
+        tenant = validate_tenant_id(tenant_id)
+        async with self._engine.connect() as connection:  # checked out (and pinged) by the pool
+            raw = await connection.get_raw_connection()
+            driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+            try:
+                async with driver.pipeline() as pipeline, driver.transaction():
+                    await driver.execute(_SET_TENANT_SQL, (TENANT_SETTING, tenant))
+                    yield driver, pipeline
+            except Exception:
+                raise  # psycopg rolled the transaction back: the connection is reusable
+            except BaseException:
+                # Cancelled (a caller's deadline) anywhere in the transaction, even while
+                # committing or rolling back, the connection may still have statements or
+                # results in flight (libpq's status cannot tell, in pipeline mode): close it
+                # rather than hand it to the next caller.
+                await connection.invalidate()
+                raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

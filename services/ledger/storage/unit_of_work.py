@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import psycopg
 from sqlalchemy import text
@@ -18,8 +18,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from services.chassis.db.database import Database, validate_tenant_id
-from services.chassis.db.rls import TENANT_SETTING
+from services.chassis.db.database import Database
 from services.ledger.domain.ports import TransactionRunner, UnitOfWork
 from services.ledger.storage.accounts import SqlAccounts
 from services.ledger.storage.chain import SqlChain
@@ -38,8 +37,6 @@ _REGISTER_TENANT = query(
     "INSERT INTO tenants (tenant_id) VALUES (:tenant) ON CONFLICT (tenant_id) DO NOTHING"
 )
 _TENANTS = text("SELECT tenant_id FROM tenants ORDER BY tenant_id")
-# is_local=true: the setting dies with the transaction (as the chassis tenant_transaction's).
-_SET_TENANT = query("SELECT set_config(:setting, :tenant, true)")
 
 
 class SqlUnitOfWork(UnitOfWork):
@@ -100,27 +97,10 @@ class SqlTransactionRunner(TransactionRunner):
 
     @asynccontextmanager
     async def _transaction(self, tenant: str) -> AsyncIterator[Sql]:
-        """One tenant transaction on a pooled connection, pipelined; commits if the block
-        ends normally, rolls back if it raises."""
-        tenant = validate_tenant_id(tenant)
-        engine = self._database.engine
-        async with engine.connect() as connection:  # checked out (and pinged) by the pool
-            raw = await connection.get_raw_connection()
-            driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
-            try:
-                async with driver.pipeline() as pipeline, driver.transaction():
-                    sql = Sql(driver, engine, pipeline)
-                    await sql.execute(_SET_TENANT, {"setting": TENANT_SETTING, "tenant": tenant})
-                    yield sql
-            except Exception:
-                raise  # psycopg rolled the transaction back: the connection is reusable
-            except BaseException:
-                # Cancelled (a caller's deadline) anywhere in the transaction, even while
-                # committing or rolling back, the connection may still have statements or
-                # results in flight (libpq's status cannot tell, in pipeline mode): close it
-                # rather than hand it to the next caller. The request_id makes a retry safe.
-                await connection.invalidate()
-                raise
+        """One pipelined tenant transaction (the chassis'), its statements through `Sql`. A
+        cancelled one closes its connection; the request_id makes a retry safe."""
+        async with self._database.pipelined_tenant_transaction(tenant) as (driver, pipeline):
+            yield Sql(driver, self._database.engine, pipeline)
 
     async def tenants(self) -> list[str]:
         async with self._database.transaction() as session:

@@ -194,3 +194,43 @@ async def test_statement_timeout_cancels_slow_statements(service_database, db):
         assert isinstance(cancelled.value.orig, pg_errors.QueryCanceled)
     finally:
         await impatient.dispose()
+
+
+async def test_a_pipelined_tenant_transaction_sees_and_writes_only_its_tenant(
+    db, single_connection_db
+):
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    async with db.tenant_transaction(tenant_a) as session:
+        await add_note(session, tenant_a, "a's secret")
+    async with single_connection_db.pipelined_tenant_transaction(tenant_b) as (conn, pipeline):
+        cursor = await conn.execute("SELECT count(*) FROM notes")
+        await pipeline.sync()
+        assert await cursor.fetchone() == (0,)
+        await conn.execute(
+            "INSERT INTO notes (tenant_id, body) VALUES (%s, %s)", (tenant_b, "b's note")
+        )
+    # Committed, and the setting did not outlive the transaction on the pooled connection.
+    async with single_connection_db.transaction() as session:
+        setting = await session.execute(text("SELECT current_setting('app.tenant_id', true)"))
+        assert setting.scalar_one() in (None, "")
+    async with db.tenant_transaction(tenant_b) as session:
+        assert [row[1:] for row in await all_notes(session)] == [(tenant_b, "b's note")]
+
+
+async def test_a_pipelined_transaction_rolls_back_on_error_and_refuses_bad_tenant_ids(db):
+    tenant = new_tenant()
+
+    async def insert_then_fail() -> None:
+        async with db.pipelined_tenant_transaction(tenant) as (conn, _):
+            await conn.execute(
+                "INSERT INTO notes (tenant_id, body) VALUES (%s, %s)", (tenant, "gone")
+            )
+            raise RuntimeError("the block failed")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+    async with db.tenant_transaction(tenant) as session:
+        assert await all_notes(session) == []
+    with pytest.raises(InvalidTenantIdError):
+        async with db.pipelined_tenant_transaction("Robert'); DROP TABLE notes;--"):
+            pass
