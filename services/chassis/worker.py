@@ -12,13 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from pydantic import BaseModel, Field
+
+from services.chassis.telemetry import TelemetrySettings
+from services.chassis.telemetry import configure as configure_telemetry
+
+if TYPE_CHECKING:
+    from services.chassis.db.database import Database
+    from services.chassis.db.embedded import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +99,25 @@ async def run_worker(
         await health.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+@asynccontextmanager
+async def worker_database(
+    service: str,
+    telemetry: TelemetrySettings,
+    connect: Callable[[], Awaitable[tuple[Database, EmbeddedPostgres | None]]],
+) -> AsyncIterator[Database]:
+    """What a worker process (relay, consumer, recovery) holds around its work: the process's
+    telemetry and its service database (with the embedded PostgreSQL, if `connect` started
+    one); all let go, in reverse order, when the block ends."""
+    installed = configure_telemetry(service, telemetry)
+    try:
+        database, embedded = await connect()
+        try:
+            yield database
+        finally:
+            await database.dispose()
+            if embedded is not None:
+                embedded.stop()
+    finally:
+        installed.shutdown()

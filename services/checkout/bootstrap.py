@@ -27,7 +27,7 @@ from services.chassis.events.relay import run_relay
 from services.chassis.logs import configure_logging
 from services.chassis.server import RunningServer, ServiceRegistration, start_server
 from services.chassis.telemetry import configure as configure_telemetry
-from services.chassis.worker import run_worker
+from services.chassis.worker import run_worker, worker_database
 from services.checkout.api import CheckoutApi
 from services.checkout.config import ERROR_DOMAIN, SERVICE, CheckoutSettings
 from services.checkout.domain.ports import Checkpoint, ConfirmationCheck, captured_amount_matches
@@ -226,39 +226,31 @@ async def relay() -> None:
     SIGTERM, then flush (PUBSUB_EMULATOR_HOST / PUBSUB_PROJECT_ID select the server)."""
     settings = CheckoutSettings()
     configure_logging(SERVICE, settings.log_level)
-    telemetry = configure_telemetry(SERVICE, settings.telemetry)
-    database, embedded = await connect(settings, load_database_settings(SERVICE))
-    try:
+    async with worker_database(
+        SERVICE, settings.telemetry, lambda: connect(settings, load_database_settings(SERVICE))
+    ) as database:
         await run_relay(SERVICE, database, settings.worker)
-    finally:
-        await database.dispose()
-        telemetry.shutdown()
-        if embedded is not None:
-            embedded.stop()
 
 
 async def recover() -> None:
     """`python -m services.checkout recover`: only the saga recovery worker, until SIGTERM."""
     settings = CheckoutSettings()
     configure_logging(SERVICE, settings.log_level)
-    telemetry = configure_telemetry(SERVICE, settings.telemetry)
-    database, embedded = await connect(settings, load_database_settings(SERVICE))
-    client, channel = payments_client(settings)
-    _, leases, saga = build_saga(settings, database, client)
-    worker = RecoveryWorker(
-        saga,
-        leases,
-        interval=settings.saga.recovery_interval_seconds,
-        batch=settings.saga.recovery_batch,
-    )
-    try:
-        await run_worker("checkout-recovery", settings.worker, worker.run)
-    finally:
-        await channel.close(None)
-        await database.dispose()
-        telemetry.shutdown()
-        if embedded is not None:
-            embedded.stop()
+    async with worker_database(
+        SERVICE, settings.telemetry, lambda: connect(settings, load_database_settings(SERVICE))
+    ) as database:
+        client, channel = payments_client(settings)
+        _, leases, saga = build_saga(settings, database, client)
+        worker = RecoveryWorker(
+            saga,
+            leases,
+            interval=settings.saga.recovery_interval_seconds,
+            batch=settings.saga.recovery_batch,
+        )
+        try:
+            await run_worker("checkout-recovery", settings.worker, worker.run)
+        finally:
+            await channel.close(None)
 
 
 async def serve() -> None:

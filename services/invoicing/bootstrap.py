@@ -30,7 +30,7 @@ from services.chassis.events.relay import run_relay
 from services.chassis.logs import configure_logging
 from services.chassis.server import RunningServer, ServiceRegistration, start_server
 from services.chassis.telemetry import configure as configure_telemetry
-from services.chassis.worker import run_worker
+from services.chassis.worker import run_worker, worker_database
 from services.invoicing.api import InvoicingApi
 from services.invoicing.config import ERROR_DOMAIN, SERVICE, InvoicingSettings
 from services.invoicing.consumer import (
@@ -153,15 +153,10 @@ async def relay() -> None:
     SIGTERM, then flush (PUBSUB_EMULATOR_HOST / PUBSUB_PROJECT_ID select the server)."""
     settings = InvoicingSettings()
     configure_logging(SERVICE, settings.log_level)
-    telemetry = configure_telemetry(SERVICE, settings.telemetry)
-    database, embedded = await connect(settings, load_database_settings(SERVICE))
-    try:
+    async with worker_database(
+        SERVICE, settings.telemetry, lambda: connect(settings, load_database_settings(SERVICE))
+    ) as database:
         await run_relay(SERVICE, database, settings.worker)
-    finally:
-        await database.dispose()
-        telemetry.shutdown()
-        if embedded is not None:
-            embedded.stop()
 
 
 async def consume() -> None:
@@ -169,62 +164,59 @@ async def consume() -> None:
     (inbox-deduplicated) until SIGTERM, then let in-flight messages finish."""
     settings = InvoicingSettings()
     configure_logging(SERVICE, settings.log_level)
-    telemetry = configure_telemetry(SERVICE, settings.telemetry)
-    database, embedded = await connect(settings, load_database_settings(SERVICE))
-    project = pubsub.project_id()
-    consumers = [
-        checkout_consumer(
-            database,
-            ConsumerSettings.from_topology(
-                MESH_TOPOLOGY.subscription(CHECKOUT_SUBSCRIPTION),
-                project,
-                streams=settings.consumer_streams,
+    async with worker_database(
+        SERVICE, settings.telemetry, lambda: connect(settings, load_database_settings(SERVICE))
+    ) as database:
+        project = pubsub.project_id()
+        consumers = [
+            checkout_consumer(
+                database,
+                ConsumerSettings.from_topology(
+                    MESH_TOPOLOGY.subscription(CHECKOUT_SUBSCRIPTION),
+                    project,
+                    streams=settings.consumer_streams,
+                ),
             ),
-        ),
-        payments_consumer(
-            database,
-            ConsumerSettings.from_topology(
-                MESH_TOPOLOGY.subscription(PAYMENTS_SUBSCRIPTION),
-                project,
-                streams=settings.consumer_streams,
+            payments_consumer(
+                database,
+                ConsumerSettings.from_topology(
+                    MESH_TOPOLOGY.subscription(PAYMENTS_SUBSCRIPTION),
+                    project,
+                    streams=settings.consumer_streams,
+                ),
             ),
-        ),
-    ]
+        ]
 
-    interval = settings.dead_letter_check_interval_seconds
-    subscriber = pubsub.subscriber() if interval is not None else None
+        interval = settings.dead_letter_check_interval_seconds
+        subscriber = pubsub.subscriber() if interval is not None else None
 
-    async def work(stop: asyncio.Event) -> None:
-        for consumer in consumers:
-            await consumer.start()
-        depth = None
-        if subscriber is not None and interval is not None:
-            monitor = DeadLetterMonitor(
-                subscriber,
-                project,
-                [CHECKOUT_SUBSCRIPTION, PAYMENTS_SUBSCRIPTION],
-                limit=settings.dead_letter_count_limit,
-            )
-            depth = asyncio.create_task(monitor.run(stop, interval), name="dead-letter-depth")
-        try:
-            await stop.wait()
-        finally:
+        async def work(stop: asyncio.Event) -> None:
             for consumer in consumers:
-                await consumer.stop()
-            if depth is not None:  # a reading in progress is not worth waiting for
-                depth.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await depth
+                await consumer.start()
+            depth = None
+            if subscriber is not None and interval is not None:
+                monitor = DeadLetterMonitor(
+                    subscriber,
+                    project,
+                    [CHECKOUT_SUBSCRIPTION, PAYMENTS_SUBSCRIPTION],
+                    limit=settings.dead_letter_count_limit,
+                )
+                depth = asyncio.create_task(monitor.run(stop, interval), name="dead-letter-depth")
+            try:
+                await stop.wait()
+            finally:
+                for consumer in consumers:
+                    await consumer.stop()
+                if depth is not None:  # a reading in progress is not worth waiting for
+                    depth.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await depth
 
-    try:
-        await run_worker("invoicing-consumer", settings.worker, work)
-    finally:
-        if subscriber is not None:
-            subscriber.close()
-        await database.dispose()
-        telemetry.shutdown()
-        if embedded is not None:
-            embedded.stop()
+        try:
+            await run_worker("invoicing-consumer", settings.worker, work)
+        finally:
+            if subscriber is not None:
+                subscriber.close()
 
 
 async def post_ledger() -> None:
@@ -232,30 +224,27 @@ async def post_ledger() -> None:
     customer-funds journals `ledger_postings_due` holds to the ledger until SIGTERM."""
     settings = InvoicingSettings()
     configure_logging(SERVICE, settings.log_level)
-    telemetry = configure_telemetry(SERVICE, settings.telemetry)
-    database, embedded = await connect(settings, load_database_settings(SERVICE))
-    channel = create_channel(settings.ledger_addr)
-    client = LedgerClient(
-        channel,
-        ClientSettings(
-            default_timeout=settings.ledger_timeout_seconds,
-            token_provider=ledger_token_provider(settings),
-        ),
-    )
-    worker = PostingWorker(
-        database,
-        LedgerPoster(client, timeout=settings.ledger_timeout_seconds),
-        PosterSettings(
-            batch_size=settings.poster_batch_size,
-            idle_seconds=settings.poster_idle_seconds,
-            retention=timedelta(days=settings.poster_retention_days),
-        ),
-    )
-    try:
-        await run_worker("invoicing-ledger-poster", settings.worker, worker.run)
-    finally:
-        await channel.close(None)
-        await database.dispose()
-        telemetry.shutdown()
-        if embedded is not None:
-            embedded.stop()
+    async with worker_database(
+        SERVICE, settings.telemetry, lambda: connect(settings, load_database_settings(SERVICE))
+    ) as database:
+        channel = create_channel(settings.ledger_addr)
+        client = LedgerClient(
+            channel,
+            ClientSettings(
+                default_timeout=settings.ledger_timeout_seconds,
+                token_provider=ledger_token_provider(settings),
+            ),
+        )
+        worker = PostingWorker(
+            database,
+            LedgerPoster(client, timeout=settings.ledger_timeout_seconds),
+            PosterSettings(
+                batch_size=settings.poster_batch_size,
+                idle_seconds=settings.poster_idle_seconds,
+                retention=timedelta(days=settings.poster_retention_days),
+            ),
+        )
+        try:
+            await run_worker("invoicing-ledger-poster", settings.worker, worker.run)
+        finally:
+            await channel.close(None)

@@ -17,6 +17,7 @@ from services.chassis.events.relay import run_relay
 from services.chassis.logs import configure_logging
 from services.chassis.server import RunningServer, ServiceRegistration, start_server
 from services.chassis.telemetry import configure as configure_telemetry
+from services.chassis.worker import worker_database
 from services.ledger.api import LedgerApi
 from services.ledger.config import ERROR_DOMAIN, SERVICE, LedgerSettings
 from services.ledger.metrics import ChainAuditor, ChainMetrics
@@ -92,15 +93,10 @@ async def relay() -> None:
     until SIGTERM, then flush (PUBSUB_EMULATOR_HOST / PUBSUB_PROJECT_ID select the server)."""
     settings = LedgerSettings()
     configure_logging(SERVICE, settings.log_level)
-    telemetry = configure_telemetry(SERVICE, settings.telemetry)
-    database, embedded = await connect(settings, load_database_settings(SERVICE))
-    try:
+    async with worker_database(
+        SERVICE, settings.telemetry, lambda: connect(settings, load_database_settings(SERVICE))
+    ) as database:
         await run_relay(SERVICE, database, settings.worker)
-    finally:
-        await database.dispose()
-        telemetry.shutdown()
-        if embedded is not None:
-            embedded.stop()
 
 
 async def serve() -> None:
