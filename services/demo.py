@@ -157,14 +157,32 @@ async def place_checkout(
     if pdf.status_code != httpx.codes.OK or not pdf.content.startswith(b"%PDF"):
         raise JourneyError(f"download invoice: HTTP {pdf.status_code} {pdf.text[:200]}")
     journey.invoice_pdf = pdf.content
-    # Invoicing recognises the revenue in the ledger shortly after issuing (its poster).
+    # Invoicing recognises the sale in the ledger shortly after issuing (its poster posts
+    # revenue + tax against the receivable, then settles the receivable from the captured
+    # funds, one journal entry after the other): wait until all of it is there. Balances are
+    # read one account at a time, so a read between the poster's entries sees half of it.
+    # Two equal reads in a row then make one consistent picture.
+    total = int(quoted["quote"]["total"]["amountMinor"])
     deadline = time.monotonic() + wait_seconds
+    previous: dict[str, Balance] = {}
     while True:
         journey.balances = await balances(rest, tenant)
-        recognised = any(a.startswith("invoicing-revenue-") for a in journey.balances)
-        if recognised or time.monotonic() > deadline:
+        settled = journey.balances == previous and _sale_recognised(journey.balances, total)
+        if settled or time.monotonic() > deadline:
             return journey
+        previous = journey.balances
         await asyncio.sleep(0.25)
+
+
+def _sale_recognised(found: dict[str, Balance], total: int) -> bool:
+    """Revenue and tax add up to the sale and the receivable is settled."""
+    recognised = sum(
+        b.posted
+        for name, b in found.items()
+        if name.startswith(("invoicing-revenue-", "invoicing-tax-payable-"))
+    )
+    receivable = [b.posted for name, b in found.items() if name.startswith("invoicing-receivable-")]
+    return recognised == total and receivable != [] and not any(receivable)
 
 
 async def balances(rest: httpx.AsyncClient, tenant: str) -> dict[str, Balance]:
